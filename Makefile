@@ -1,0 +1,20 @@
+# The two README commands. Each creates .venv on first use (pinned by constraints.txt) and reuses it.
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed-stamp
+export RAY_USAGE_STATS_ENABLED = 0
+
+.PHONY: demo test
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+# Main job: a small real search of every network on a local Ray, then the report (a few minutes on 2 cores).
+demo: $(STAMP)
+	$(VENV)/bin/tune-digits reproduce --quick
+
+# The test suite (real MNIST, real Ray on 2 CPUs).
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
