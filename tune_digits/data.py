@@ -15,6 +15,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .errors import UserError
+
 ASSET = Path(__file__).parent / "assets" / "mnist14.npz"
 DATA_DIR_ENV = "TUNE_DIGITS_DATA_DIR"
 IDX_FILES = {
@@ -26,7 +28,7 @@ IDX_FILES = {
 SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A data folder or file that cannot be used; the message is one line for the user."""
 
 
