@@ -1,0 +1,122 @@
+"""`tune-digits`: thin click commands that parse, validate and delegate."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .errors import UserError
+
+DATA_DIR_HELP = ("Folder with the four official MNIST IDX files (gzip or plain) to use instead of the "
+                 "embedded copy.")
+
+
+class FriendlyGroup(click.Group):
+    """Turn a user's mistake into one line on stderr and exit 1, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tune-digits")
+def main():
+    """Reproduce and extend 'Classification, weight sharing, auxiliary losses' on MNIST digit pairs.
+
+    Typical use: `tune-digits search lenet` runs a Ray Tune grid from search_spaces/lenet.yaml,
+    then `tune-digits report` prints the paper's tables beside yours.
+    """
+
+
+def parse_option_values(pairs: tuple[str, ...]) -> dict:
+    """`key=value` strings → dict, values read as YAML scalars (`true`, `5`, `1.0e-3`, `[3, 5]`)."""
+    import yaml
+
+    parsed = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"expected key=value, got '{item}'")
+        try:
+            parsed[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"cannot read the value of '{item}'") from None
+    return parsed
+
+
+@main.command()
+def models():
+    """List the networks with their options (defaults) and parameter counts."""
+    from .models import count_parameters, create_model, list_models, model_options, train_defaults
+
+    from tabulate import tabulate
+
+    rows = []
+    for name in list_models():
+        options = ", ".join(f"{k}={v}" for k, v in model_options(name).items())
+        rows.append([name, f"{count_parameters(create_model(name)):,}", options])
+    click.echo(tabulate(rows, headers=["model", "parameters (defaults)", "options (defaults)"]))
+
+
+@main.command()
+@click.argument("arch")
+@click.option("--pairs", type=int, default=1000, show_default=True, help="Train pairs (and test pairs).")
+@click.option("--epochs", type=int, default=25, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the pairs drawn and the initial weights.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A model option or training value, e.g. --set kernel_size=3 --set lr=0.01. Repeatable.")
+@click.option("--gpu/--cpu", default=None, help="Force the device (default: CUDA when available).")
+@click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
+def train(arch, pairs, epochs, seed, settings, gpu, data_dir):
+    """Train one configuration of ARCH and print a per-epoch table.
+
+    The simplest way to try a setting: `tune-digits train lenet --set aux_loss=false --epochs 10`.
+    """
+    from .train import TrainConfig, choose_device, train_once
+
+    # --set wins over the plain options, so `--set epochs=3` is never silently ignored.
+    config = TrainConfig.from_flat({"pairs": pairs, "epochs": epochs, "seed": seed,
+                                    **parse_option_values(settings), "arch": arch})
+    device = choose_device(gpu)
+    click.echo(f"{arch} on {device}: {pairs} pairs, {epochs} epochs, seed {seed}, "
+               f"{config.optimizer} lr={config.lr} batch={config.batch_size}")
+    click.echo(f"{'epoch':>5} {'loss':>8} {'train err%':>10} {'test digit%':>11} {'test cmp%':>9} {'time s':>7}")
+
+    def show(m, _state):
+        click.echo(f"{m['epoch']:>5} {m['train_loss']:>8.4f} {m['train_error']:>10.2f} "
+                   f"{m['test_digit_error']:>11.2f} {m['test_error']:>9.2f} {m['time_s']:>7.1f}")
+
+    train_once(config, device=device, on_epoch=show, data_dir=data_dir)
+
+
+@main.command()
+@click.argument("arch", required=False)
+@click.option("--output", "output_dir", default="outputs", show_default=True, type=click.Path(file_okay=False),
+              help="The folder `tune-digits search` wrote to; tables and figures go to its report/ folder.")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]),
+              default="table", show_default=True,
+              help="How tables are printed and written (a .csv copy of each table is always written).")
+@click.option("--compare", metavar="OPTION",
+              help="Compare the values of one grid option (e.g. dropout, strategy): mean ± std per value, "
+                   "difference, 95% CI and Welch t-test p-value. Prints only this table.")
+@click.option("--figure", metavar="ARCH[/NAME][:OPTION=VALUE,...]",
+              help="What Figure 1 draws, e.g. `lenet`, `resnet/final` or `lenet/screen:aux_loss=false`; "
+                   "`none` for no figure. Default: ResNet's best configuration (ARCH's when given).")
+@click.option("--figure-format", "figure_formats", type=click.Choice(["png", "pdf", "svg"]), multiple=True,
+              default=("png",), show_default=True, help="Figure file type. Repeatable.")
+def report(arch, output_dir, fmt, compare, figure, figure_formats):
+    """Print the paper's tables from search results, beside the paper's numbers; write them to OUTPUT/report/.
+
+    Reads every experiment under OUTPUT (or only ARCH's, e.g. `tune-digits report lenet`): Table I ranks each
+    screen's configurations, Table II shows each architecture's best in the paper's optimistic view (best
+    epoch chosen on the test set) and an honest one (final epoch, or chosen on a validation split), Tables
+    III/IV repeat the paper's dropout and auxiliary-loss ablations, and Figure 1 draws mean ± std curves.
+    Never needs Ray or a GPU. File names and columns: outputs/README.md, "Report files".
+    """
+    from .report import run_report  # pandas only: no torch, no ray
+
+    run_report(output_dir, arch=arch, fmt=fmt, compare=compare, figure=figure, figure_formats=figure_formats)
