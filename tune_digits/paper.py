@@ -1,0 +1,43 @@
+"""The paper's published numbers (SPEC §6), as reference values for the report — not results.
+
+Every value is (mean, std) in percent over the paper's 20 repetitions of 25 epochs on 1,000 pairs,
+taken at the paper's "best epoch" (chosen on the test set). Metric keys match the result columns
+of outputs/README.md: `train_error`, `test_digit_error`, `test_error` (comparison).
+"""
+from __future__ import annotations
+
+from typing import Final
+
+MeanStd = tuple[float, float]
+Row = dict[str, MeanStd]
+
+METRICS: Final = ("train_error", "test_digit_error", "test_error")
+
+# Table II: the best combination of each net (bold in the paper's Table I).
+TABLE_II: Final[dict[str, Row]] = {
+    "linear": {"train_error": (0.022, 0.101), "test_digit_error": (6.802, 0.608), "test_error": (4.590, 0.551)},
+    "lenet": {"train_error": (0.160, 0.097), "test_digit_error": (2.962, 0.431), "test_error": (2.330, 0.548)},
+    "resnet": {"train_error": (0.238, 0.160), "test_digit_error": (2.803, 0.402), "test_error": (2.085, 0.431)},
+    "alexnet": {"train_error": (1.240, 0.760), "test_digit_error": (4.160, 0.620), "test_error": (3.150, 0.310)},
+}
+
+# The paper's best net overall: the reference for result sets that are not one of its four nets
+# (e.g. the weight-sharing study or `best`).
+BEST_ARCH: Final = "resnet"
+
+# Table III: Linear 2×128, keyed by "with"/"without" dropout.
+TABLE_III: Final[dict[str, Row]] = {
+    "without": {"train_error": (0.022, 0.101), "test_digit_error": (6.802, 0.608), "test_error": (4.590, 0.551)},
+    "with": {"train_error": (0.075, 0.094), "test_digit_error": (6.392, 0.765), "test_error": (4.595, 0.772)},
+}
+
+# Table IV: LeNet, kernel 5 + batch norm, keyed by "with"/"without" the auxiliary loss.
+TABLE_IV: Final[dict[str, Row]] = {
+    "without": {"train_error": (0.243, 0.117), "test_digit_error": (3.283, 0.452), "test_error": (2.390, 0.594)},
+    "with": {"train_error": (0.160, 0.097), "test_digit_error": (2.962, 0.431), "test_error": (2.330, 0.548)},
+}
+
+# The paper's protocol for the numbers above (SPEC §5).
+REPETITIONS: Final = 20
+EPOCHS: Final = 25
+PAIRS: Final = 1000
