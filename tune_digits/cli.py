@@ -120,3 +120,109 @@ def report(arch, output_dir, fmt, compare, figure, figure_formats):
     from .report import run_report  # pandas only: no torch, no ray
 
     run_report(output_dir, arch=arch, fmt=fmt, compare=compare, figure=figure, figure_formats=figure_formats)
+
+
+@main.command()
+def spaces():
+    """List the search spaces in search_spaces/ with their grid sizes and trial counts per stage."""
+    from tabulate import tabulate
+
+    from .spaces import list_spaces, load_space
+
+    rows = []
+    for path in list_spaces():
+        space = load_space(str(path))
+        # The final stage runs only the best combination.
+        stages = "; ".join(f"{name}: {s.pairs} pairs × {s.seeds} seeds = "
+                           f"{(space.grid_size() if name == 'screen' else 1) * s.seeds} trials"
+                           for name, s in space.stages.items())
+        rows.append([space.name, space.arch, " × ".join(space.axes) or "(none)", space.grid_size(), stages])
+    click.echo(tabulate(rows, headers=["space", "network", "grid axes", "configs", "stages"]))
+
+
+@main.command()
+@click.argument("arch")
+@click.option("--stage", type=click.Choice(["screen", "final"]),
+              help="screen: every combination at the stage's size (350 pairs, a few seeds). final: only the best "
+                   "combination (the screen's winner, else the file's `best:`) at 1,000 pairs × 20 seeds. "
+                   "Default: the whole grid with the file's fixed values.")
+@click.option("--pairs", type=int, help="Train (and test) pairs per trial; overrides the stage's.")
+@click.option("--reps", type=int, help="Repetitions: the seed axis of the grid (seeds 0..REPS-1).")
+@click.option("--epochs", type=int, help="Epochs per trial.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Fix a value (--set lr=0.01) or replace a grid axis (--set 'kernel_size=[3, 5]'). Repeatable.")
+@click.option("--name", help="Experiment name: results go to OUTPUT/ARCH/NAME (default: the stage, or 'default').")
+@click.option("--output", default="outputs", show_default=True, type=click.Path(file_okay=False),
+              help="Where results are written (and read by `tune-digits report`).")
+@click.option("--storage", help="Ray storage URI for checkpoints on a cluster (s3://bucket/path, or a shared folder).")
+@click.option("--address", help="Join a running Ray cluster ('auto' on a `ray up` head node). Default: start a local Ray.")
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True,
+              help="CPUs per trial (also torch's thread count). 1 packs the most trials on a CPU machine.")
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True,
+              help="GPU share per trial: 0.25 packs 4 trials on each GPU. Falls back to CPU when there is no GPU.")
+@click.option("--require-gpu", is_flag=True, help="Fail (locally) or wait for GPU workers (cluster) instead of falling back to CPU.")
+@click.option("--max-concurrent", type=int, help="Cap on trials running at once (default: as many as resources allow).")
+@click.option("--max-failures", type=int, default=2, show_default=True, help="Retries of a failing trial.")
+@click.option("--search", "searcher", type=click.Choice(["grid", "random", "optuna"]), default="grid", show_default=True,
+              help="grid: every combination. random / optuna (Bayesian, needs the optuna extra): NUM_SAMPLES draws.")
+@click.option("--num-samples", type=int, default=1, show_default=True, help="Samples for random/optuna searches.")
+@click.option("--scheduler", type=click.Choice(["fifo", "asha"]), default="fifo", show_default=True,
+              help="asha stops poor trials early (on val_error when val_fraction is set).")
+@click.option("--restart", is_flag=True, help="Start afresh: earlier results of this name move to OUTPUT/ARCH/.archive/.")
+@click.option("--dry-run", is_flag=True, help="Print the grid and the trial count; run nothing.")
+@click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all).")
+@click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
+@click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
+def search(arch, stage, pairs, reps, epochs, settings, name, output, storage, address, cpus_per_trial,
+           gpus_per_trial, require_gpu, max_concurrent, max_failures, searcher, num_samples, scheduler, restart,
+           dry_run, num_cpus, data_dir, verbose):
+    """Run the Ray Tune grid of search space ARCH (a name in search_spaces/, or a path to a YAML file).
+
+    Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`;
+    `tune-digits search resnet --reps 2 --epochs 5 --set 'blocks=[1, 2]' --dry-run`.
+    Rerunning the same search resumes it: finished trials are kept, interrupted ones continue.
+    """
+    from pathlib import Path
+
+    from .spaces import apply_overrides, load_space
+
+    space = load_space(arch)
+    overrides = parse_option_values(settings)
+    if overrides:
+        space = apply_overrides(space, overrides)
+    best = None
+    if stage == "final":
+        from .report import best_configuration
+
+        best = best_configuration(Path(output) / space.name / "screen", space.name)
+    from .search import describe_plan, plan_search
+
+    plan = plan_search(space, stage=stage, name=name, pairs=pairs, reps=reps, epochs=epochs, best=best,
+                       output=output, storage=storage, search=searcher, num_samples=num_samples,
+                       scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                       max_concurrent=max_concurrent, max_failures=max_failures)
+    click.echo(describe_plan(plan))
+    if dry_run:
+        return
+    from .search import run_search
+
+    outcome = run_search(plan, address=address, restart=restart, verbose=verbose, data_dir=data_dir,
+                         require_gpu=require_gpu, num_cpus=num_cpus, command=" ".join(["tune-digits", *sys.argv[1:]]),
+                         echo=lambda line: click.echo(line, err=True))
+    _summarise(outcome, space.name)
+
+
+def _summarise(outcome, space_name: str) -> None:
+    from .report import ReportError, top_configurations
+
+    for note in outcome.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"\n{outcome.finished}/{outcome.trials} trials finished, {outcome.failed} failed"
+               + (" — interrupted: rerun the same command to resume" if outcome.interrupted else ""))
+    try:
+        click.echo(top_configurations(outcome.experiment_dir, space_name))
+    except ReportError as err:
+        click.echo(f"(no summary: {err})")
+    click.echo(f"results: {outcome.experiment_dir}  →  tune-digits report {space_name}")
+    if outcome.failed:
+        sys.exit(2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -105,7 +106,7 @@ def load_asset(path: Path = ASSET) -> Mnist14:
     try:
         with np.load(path) as z:
             data = Mnist14(z["train_sums"], z["train_labels"], z["test_sums"], z["test_labels"])
-    except (OSError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
         raise DataError(f"embedded data {path} is missing or corrupt ({err}); reinstall tune-digits") from None
     if data.train_sums.shape != (60_000, 14, 14) or data.test_sums.shape != (10_000, 14, 14):
         raise DataError(f"embedded data {path} has unexpected shapes; reinstall tune-digits")
@@ -140,15 +141,16 @@ def compare_target(classes: torch.Tensor) -> torch.Tensor:
 
 
 def generate_pair_sets(n: int, seed: int, data_dir: str | os.PathLike | None = None,
-                       n_test: int | None = None) -> PairSet:
+                       n_test: int | None = None, mnist: Mnist14 | None = None) -> PairSet:
     """`n` train pairs (train split) and `n_test` (default n) test pairs (test split), fixed by `seed`.
 
     Inputs are standardised with the mean and std of the drawn train images, as SPEC §2 asks.
+    `mnist` (already loaded digits, e.g. shipped once to Ray workers) takes precedence over `data_dir`.
     """
     if n < 1:
         raise DataError(f"the number of pairs must be positive, got {n}")
     n_test = n if n_test is None else n_test
-    mnist = load_mnist14(data_dir)
+    mnist = mnist if mnist is not None else load_mnist14(data_dir)
     generator = torch.Generator().manual_seed(seed)
     train_input, train_classes = _draw_pairs(mnist.train_sums, mnist.train_labels, n, generator)
     test_input, test_classes = _draw_pairs(mnist.test_sums, mnist.test_labels, n_test, generator)

@@ -1120,3 +1120,37 @@ def run_report(output_dir: str | Path = "outputs", arch: str | None = None, fmt:
         raise ReportError(f"{report_dir}: cannot write the report ({e.strerror or e})") from None
     out.write(render_all(tables, fmt, results, written))
     return written
+
+
+# ---------------------------------------------------------------------------------------------------
+# Small views used by `tune-digits search` (through the CLI: search itself never imports the report)
+
+
+def best_configuration(experiment_dir: str | Path, arch: str) -> dict[str, Any] | None:
+    """The grid values of an experiment's best configuration (Table I's rank 1), typed as the search
+    wrote them in search.json; None when the experiment has no results yet."""
+    path = Path(experiment_dir)
+    if not (path / "search.json").is_file():
+        return None
+    exp = _load_experiment(path, arch)
+    if exp.rows.empty:
+        return None
+    a = analyse(exp)
+    trial_id = a.reps.loc[a.reps["config"] == a.best, "trial_id"].iloc[0]
+    config = (exp.meta.get("trials", {}).get(trial_id) or {}).get("config") or {}
+    missing = [ax for ax in exp.axes if ax not in config]
+    if missing:
+        raise ReportError(f"{path / 'search.json'}: trial {trial_id} has no value for {', '.join(missing)}")
+    return {ax: config[ax] for ax in exp.axes}
+
+
+def top_configurations(experiment_dir: str | Path, arch: str, top: int = 5) -> str:
+    """A short ranked table of one experiment (mean ± std over seeds), for the end of a search."""
+    exp = _load_experiment(Path(experiment_dir), arch)
+    if exp.rows.empty:
+        return "no epoch was reported"
+    table = ranking_table(analyse(exp))
+    frame = table.display_frame().head(top)
+    more = len(table.data) - len(frame)
+    return (tabulate(frame, headers="keys", tablefmt="simple", showindex=False, disable_numparse=True)
+            + (f"\n… {more} more configuration(s): tune-digits report {arch}" if more > 0 else ""))

@@ -1,0 +1,211 @@
+"""Search-space YAML → a validated `Space` (format: search_spaces/README.md). No Ray here."""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+from .train import ConfigError, TrainConfig
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+TOP_KEYS = {"arch", "description", "fixed", "grid", "best", "stages"}
+STAGE_KEYS = {"pairs", "seeds", "epochs"}
+STAGES = ("screen", "final")
+DISTRIBUTIONS = {"choice", "uniform", "loguniform", "randint"}
+# Keys owned by the search itself: the seed axis and the trial's thread count.
+RESERVED = {"seed", "threads", "arch"}
+
+
+class SpaceError(UserError):
+    """A search-space file that cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class Stage:
+    pairs: int
+    seeds: int
+    epochs: int | None = None
+
+
+@dataclass
+class Space:
+    name: str  # the file's stem: one name for the file, the CLI argument and outputs/<name>/
+    path: Path
+    arch: str
+    description: str = ""
+    fixed: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)  # key → list (grid axis) or {distribution: args}
+    best: dict = field(default_factory=dict)
+    stages: dict[str, Stage] = field(default_factory=dict)
+
+    @property
+    def axes(self) -> list[str]:
+        return list(self.grid)
+
+    def grid_size(self) -> int:
+        """Configurations per seed; a sampled (distribution) axis counts once per sample."""
+        return math.prod(len(v) for v in self.grid.values() if isinstance(v, list))
+
+    def combinations(self) -> list[dict]:
+        lists = {k: v for k, v in self.grid.items() if isinstance(v, list)}
+        return [dict(zip(lists, values)) for values in itertools.product(*lists.values())]
+
+    def has_distributions(self) -> bool:
+        return any(isinstance(v, dict) for v in self.grid.values())
+
+
+def list_spaces(folder: Path = SPACES_DIR) -> list[Path]:
+    return sorted(folder.glob("*.yaml"))
+
+
+def resolve_space_path(name_or_path: str, folder: Path = SPACES_DIR) -> Path:
+    """`resnet` → search_spaces/resnet.yaml; a path to a YAML file is taken as is."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        if not candidate.is_file():
+            raise SpaceError(f"{candidate}: no such search-space file")
+        return candidate
+    path = folder / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in list_spaces(folder)) or "none"
+        raise SpaceError(f"unknown search space '{name_or_path}'; known: {known} (or give a path to a .yaml file)")
+    return path
+
+
+def load_space(name_or_path: str, folder: Path = SPACES_DIR) -> Space:
+    path = resolve_space_path(name_or_path, folder)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise SpaceError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    except OSError as err:
+        raise SpaceError(f"{path}: cannot read: {err.strerror}") from None
+    return parse_space(raw, path)
+
+
+def parse_space(raw, path: Path) -> Space:
+    def fail(key: str, message: str):
+        raise SpaceError(f"{path}: {key}: {message}")
+
+    if not isinstance(raw, dict):
+        raise SpaceError(f"{path}: expected a mapping with keys {sorted(TOP_KEYS)}")
+    for key in raw:
+        if key not in TOP_KEYS:
+            fail(key, f"unknown key; allowed: {', '.join(sorted(TOP_KEYS))}")
+    if "arch" not in raw:
+        fail("arch", "missing (the network: linear, lenet, resnet or alexnet)")
+    for key in ("fixed", "grid", "best", "stages"):
+        if raw.get(key) is not None and not isinstance(raw[key], dict):
+            fail(key, "must be a mapping")
+    space = Space(name=path.stem, path=path, arch=raw["arch"], description=str(raw.get("description") or ""),
+                  fixed=dict(raw.get("fixed") or {}), grid=dict(raw.get("grid") or {}),
+                  best=dict(raw.get("best") or {}))
+    try:
+        TrainConfig(arch=space.arch)
+    except ConfigError as err:
+        fail("arch", str(err))
+
+    for section in ("fixed", "grid", "best"):
+        for key in getattr(space, section):
+            if key in RESERVED:
+                fail(f"{section}.{key}", "is set by the search (--reps gives the seeds, --cpus-per-trial the threads)")
+    overlap = set(space.fixed) & set(space.grid)
+    if overlap:
+        fail(f"grid.{sorted(overlap)[0]}", "is also in fixed; a key is either fixed or searched")
+    for key, values in space.grid.items():
+        if isinstance(values, list):
+            if not values:
+                fail(f"grid.{key}", "empty list; give at least one value")
+            if len({yaml.safe_dump(v) for v in values}) != len(values):
+                fail(f"grid.{key}", "has repeated values")
+        elif isinstance(values, dict):
+            _check_distribution(f"grid.{key}", values, fail)
+        else:
+            fail(f"grid.{key}", "must be a list of values or a distribution such as {loguniform: [1.0e-3, 1.0e-1]}")
+    for key in space.best:
+        if key not in space.grid:
+            fail(f"best.{key}", "is not a grid axis")
+        if isinstance(space.grid[key], list) and space.best[key] not in space.grid[key]:
+            fail(f"best.{key}", f"{space.best[key]!r} is not one of the grid's values {space.grid[key]}")
+
+    # Every value must make a valid trial: check each axis value against the fixed values.
+    base = {**space.fixed, **{k: (v[0] if isinstance(v, list) else _sample_example(v))
+                              for k, v in space.grid.items()}}
+    _check_config(base, space.arch, "fixed", fail)
+    for key, values in space.grid.items():
+        for value in values if isinstance(values, list) else [_sample_example(values)]:
+            _check_config({**base, key: value}, space.arch, f"grid.{key}", fail)
+
+    stages = raw.get("stages") or {}
+    for stage, spec in stages.items():
+        if stage not in STAGES:
+            fail(f"stages.{stage}", f"unknown stage; allowed: {', '.join(STAGES)}")
+        if not isinstance(spec, dict):
+            fail(f"stages.{stage}", "must be a mapping with pairs, seeds (and optionally epochs)")
+        for key, value in spec.items():
+            if key not in STAGE_KEYS:
+                fail(f"stages.{stage}.{key}", f"unknown key; allowed: {', '.join(sorted(STAGE_KEYS))}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                fail(f"stages.{stage}.{key}", f"must be a positive integer, got {value!r}")
+        if "pairs" not in spec or "seeds" not in spec:
+            fail(f"stages.{stage}", "needs pairs and seeds")
+        space.stages[stage] = Stage(**spec)
+    return space
+
+
+def _check_distribution(key: str, spec: dict, fail) -> None:
+    if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+        fail(key, f"a distribution is one of {', '.join(sorted(DISTRIBUTIONS))} with its arguments")
+    kind, args = next(iter(spec.items()))
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            fail(key, "choice takes a non-empty list")
+        return
+    numeric = isinstance(args, list) and len(args) == 2 and all(
+        isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+    if not numeric or not args[0] < args[1]:
+        fail(key, f"{kind} takes [low, high] with low < high (write floats as 1.0e-3, not 1e-3)")
+    if kind == "loguniform" and args[0] <= 0:
+        fail(key, "loguniform needs low > 0")
+    if kind == "randint" and not all(isinstance(a, int) for a in args):
+        fail(key, "randint takes integer bounds")
+
+
+def _sample_example(spec: dict):
+    kind, args = next(iter(spec.items()))
+    return args[0] if kind in ("choice", "randint", "uniform", "loguniform") else None
+
+
+def _check_config(flat: dict, arch: str, key: str, fail) -> None:
+    try:
+        TrainConfig.from_flat({**flat, "arch": arch})
+    except ConfigError as err:
+        fail(key, str(err))
+
+
+def apply_overrides(space: Space, overrides: dict) -> Space:
+    """`--set key=value`: a list replaces a grid axis, a scalar fixes the key (removing it from the grid)."""
+    raw = {"arch": space.arch, "description": space.description, "fixed": dict(space.fixed),
+           "grid": dict(space.grid), "best": dict(space.best),
+           "stages": {k: vars(v) for k, v in space.stages.items()}}
+    for key, value in overrides.items():
+        if key in RESERVED:
+            raise SpaceError(f"--set {key}: use --reps for seeds and --cpus-per-trial for threads")
+        if isinstance(value, (list, dict)):
+            raw["fixed"].pop(key, None)
+            raw["grid"][key] = value
+        else:
+            raw["grid"].pop(key, None)
+            raw["best"].pop(key, None)
+            raw["fixed"][key] = value
+    raw["stages"] = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in raw["stages"].items()}
+    try:
+        return parse_space(raw, space.path)
+    except SpaceError as err:
+        raise SpaceError(f"after --set: {err}") from None
