@@ -226,3 +226,32 @@ def _summarise(outcome, space_name: str) -> None:
     click.echo(f"results: {outcome.experiment_dir}  →  tune-digits report {space_name}")
     if outcome.failed:
         sys.exit(2)
+
+
+@main.command()
+@click.option("--quick", is_flag=True,
+              help="Scaled down (small stages, 16 ResNet combinations) to finish in a few minutes on 2 CPU cores.")
+@click.option("--output", help="Where results go (default: outputs/, or outputs/quick/ with --quick).",
+              type=click.Path(file_okay=False))
+@click.option("--only", "only", multiple=True, type=click.Choice(["linear", "lenet", "resnet", "alexnet"]),
+              help="Run only these networks (repeatable).")
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
+@click.option("--address", help="Join a running Ray cluster ('auto' on a `ray up` head node).")
+@click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]), default="table",
+              show_default=True, help="Format of the final report.")
+@click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
+@click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
+def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_cpus, fmt, data_dir, verbose):
+    """Run the paper's protocol for all four networks: screen → best → final → report.
+
+    Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
+    Interrupted? Run the same command again: finished trials are kept.
+    """
+    from .reproduce import PAPER_SPACES, reproduce as run
+
+    output = output or ("outputs/quick" if quick else "outputs")
+    run(output, spaces=only or PAPER_SPACES, quick=quick, cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir, verbose=verbose,
+        fmt=fmt, echo=lambda line: click.echo(line, err=True))

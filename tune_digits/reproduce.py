@@ -1,0 +1,58 @@
+"""`tune-digits reproduce`: the paper's whole protocol (SPEC §5) for the four networks, then the report.
+
+screen (every combination, 350 pairs) → best combination per network → final (1,000 pairs × 20 seeds ×
+25 epochs) → report. `--quick` runs the same steps scaled down to a few minutes on 2 CPU cores. Like the
+CLI, this module sits above `search` and `report` and joins them; neither imports it.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from .report import best_configuration, run_report
+from .search import SearchOutcome, plan_search, run_search
+from .spaces import apply_overrides, load_space
+
+PAPER_SPACES = ("linear", "lenet", "resnet", "alexnet")
+# The quick profile: small stages, and a 8-combination corner of ResNet's 300 (with the paper's best in it).
+QUICK_STAGES = {"screen": {"pairs": 300, "reps": 1, "epochs": 5}, "final": {"pairs": 1000, "reps": 2, "epochs": 10}}
+QUICK_GRIDS = {"resnet": {"blocks": [1, 2], "channels": [8, 16], "kernel_size": [3, 7], "dropout": [False]}}
+
+
+def reproduce(output: str | Path = "outputs", spaces=PAPER_SPACES, quick: bool = False,
+              cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, address: str | None = None,
+              num_cpus: int | None = None, data_dir=None, verbose: bool = False, fmt: str = "table",
+              echo: Callable[[str], None] = print) -> list[SearchOutcome]:
+    import ray
+
+    from .search import _init_ray
+
+    output = Path(output)
+    started = time.monotonic()
+    started_ray = _init_ray(address, verbose, num_cpus, None)
+    outcomes = []
+    try:
+        for name in spaces:
+            space = load_space(name)
+            if quick and name in QUICK_GRIDS:
+                space = apply_overrides(space, QUICK_GRIDS[name])
+            for stage in ("screen", "final"):
+                sizes = QUICK_STAGES[stage] if quick else {}
+                best = best_configuration(output / space.name / "screen", space.name) if stage == "final" else None
+                plan = plan_search(space, stage=stage, best=best, output=output, cpus_per_trial=cpus_per_trial,
+                                   gpus_per_trial=gpus_per_trial, **sizes)
+                echo(f"== {space.name} {stage}: {plan.num_trials} trials ({plan.combinations} configuration(s) × "
+                     f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs)")
+                outcome = run_search(plan, address=address, data_dir=data_dir, verbose=verbose,
+                                     command=f"tune-digits reproduce{' --quick' if quick else ''}", echo=echo)
+                outcomes.append(outcome)
+                if outcome.interrupted:
+                    echo("interrupted: rerun the same command to resume where it stopped")
+                    return outcomes
+    finally:
+        if started_ray:
+            ray.shutdown()
+    echo(f"== all searches done in {(time.monotonic() - started) / 60:.1f} min; the report:")
+    run_report(output, fmt=fmt)
+    return outcomes
