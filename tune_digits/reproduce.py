@@ -15,7 +15,7 @@ from .search import SearchOutcome, plan_search, run_search
 from .spaces import apply_overrides, load_space
 
 PAPER_SPACES = ("linear", "lenet", "resnet", "alexnet")
-# The quick profile: small stages, and a 8-combination corner of ResNet's 300 (with the paper's best in it).
+# The quick profile: small stages, and a 16-combination corner of ResNet's 300 (with the paper's best in it).
 QUICK_STAGES = {"screen": {"pairs": 300, "reps": 1, "epochs": 5}, "final": {"pairs": 1000, "reps": 2, "epochs": 10}}
 QUICK_GRIDS = {"resnet": {"blocks": [1, 2], "channels": [8, 16], "kernel_size": [3, 7], "dropout": [False]}}
 
