@@ -42,10 +42,22 @@ def parse_option_values(pairs: tuple[str, ...]) -> dict:
         if not sep or not key.strip():
             raise UserError(f"expected key=value, got '{item}'")
         try:
-            parsed[key.strip()] = yaml.safe_load(value)
+            parsed[key.strip()] = _number_if_numeric(yaml.safe_load(value))
         except yaml.YAMLError:
             raise UserError(f"cannot read the value of '{item}'") from None
     return parsed
+
+
+def _number_if_numeric(value):
+    """PyYAML reads `1e-3` as a string (YAML 1.1); on the command line that is surely a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, list):
+        return [_number_if_numeric(v) for v in value]
+    return value
 
 
 @main.command()

@@ -42,7 +42,7 @@ METRICS = ("train_error", "test_digit_error", "test_error")
 CURVES = ("train_loss", "train_error", "test_digit_error", "test_error")
 VAL = ("val_error", "val_digit_error")
 REQUIRED = ("seed", "epoch", "train_loss", "train_error", "test_digit_error", "test_error")
-NON_CONFIG = frozenset({"trial_id", "seed", "epoch", "time_s", *CURVES, *VAL})
+NON_CONFIG = frozenset({"trial_id", "seed", "epoch", "time_s", "wall_time", "node", *CURVES, *VAL})
 PAPER_ORDER = ("linear", "lenet", "resnet", "alexnet")
 REPORT_DIR = "report"
 # Option names the paper's ablations may carry, in order of preference (see models/ and train.py).

@@ -24,10 +24,13 @@ from .errors import UserError
 from .spaces import Space
 from .train import METRICS, TrainConfig
 
-ROW_HEAD = ("trial_id", "seed", "epoch", *METRICS, "time_s")
+# wall_time (unix seconds at the report) and node (the Ray node the epoch ran on) place each epoch in time
+# and on the cluster: how many trials overlapped, which ones a lost node moved (outputs/README.md).
+ROW_HEAD = ("trial_id", "seed", "epoch", *METRICS, "time_s", "wall_time", "node")
 # Config keys that are the search's own bookkeeping, not a setting of the study.
 NOT_CONFIG = {"seed", "threads"}
 FAULT_ENV = "TUNE_DIGITS_FAULT"  # fault injection for the fault-tolerance tests: see _maybe_fail
+DELAY_ENV = "TUNE_DIGITS_EPOCH_DELAY"  # seconds to sleep after each epoch, so tests can watch trials overlap
 SEARCHERS = ("grid", "random", "optuna")
 SCHEDULERS = ("fifo", "asha")
 
@@ -179,8 +182,10 @@ def describe_plan(plan: SearchPlan) -> str:
 
 
 def _maybe_fail(config: dict, epoch: int) -> None:
-    """Fault injection for tests: TUNE_DIGITS_FAULT="seed=S,epoch=E,times=N,marker=DIR" makes the trial
-    of seed S raise after epoch E, N times in all (counted with files in DIR; N=0 means always)."""
+    """Fault injection for tests: TUNE_DIGITS_FAULT="seed=S,epoch=E,times=N,marker=DIR" makes the trial of
+    seed S crash in epoch E, before reporting it (so a retry resumed from epoch E-1 crashes again), N times in
+    all (N=0 means always). Each crash claims one file fail-0..fail-(N-1) in DIR, atomically, so trials
+    crashing at the same moment never exceed N together."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
@@ -190,10 +195,21 @@ def _maybe_fail(config: dict, epoch: int) -> None:
     times = int(opts.get("times", 1))
     marker = Path(opts["marker"])
     marker.mkdir(parents=True, exist_ok=True)
-    done = len(list(marker.iterdir()))
-    if times == 0 or done < times:
-        (marker / f"fail-{done}").touch()
+    for slot in range(times) if times else [None]:
+        if slot is not None:
+            try:
+                os.close(os.open(marker / f"fail-{slot}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue  # this crash already happened
         raise RuntimeError(f"injected fault (seed {config['seed']}, epoch {epoch})")
+
+
+def _epoch_delay() -> None:
+    """For tests: TUNE_DIGITS_EPOCH_DELAY=S sleeps S seconds after each reported epoch, so that trials last
+    long enough to be seen overlapping, interrupted or moved off a lost node."""
+    delay = os.environ.get(DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
 
 
 def run_trial(config: dict, mnist=None) -> None:
@@ -216,11 +232,15 @@ def run_trial(config: dict, mnist=None) -> None:
         with checkpoint.as_directory() as folder:
             resume = torch.load(Path(folder) / "state.pt", weights_only=False)
 
+    node = ray.get_runtime_context().get_node_id()
+
     def on_epoch(metrics: dict, state: Callable[[], dict]) -> None:
+        _maybe_fail(config, metrics["epoch"])
+        metrics = {**metrics, "wall_time": time.time(), "node": node}
         with tempfile.TemporaryDirectory() as folder:
             torch.save(state(), Path(folder) / "state.pt")
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        _maybe_fail(config, metrics["epoch"])
+        _epoch_delay()
 
     fit(cfg, data, device, on_epoch=on_epoch, resume=resume)
 
@@ -363,7 +383,7 @@ def _error_line(trial) -> str:
         text = Path(path).read_text().strip().splitlines() if path else []
     except OSError:
         text = []
-    return text[-1][:300] if text else "unknown error"
+    return text[-1].strip()[:300] if text else "unknown error"
 
 
 def _duration(seconds: float) -> str:
@@ -489,19 +509,48 @@ def check_gpus(plan: SearchPlan, require_gpu: bool, address: str | None) -> str 
 def run_search(plan: SearchPlan, *, address: str | None = None, restart: bool = False, verbose: bool = False,
                progress: bool = True, data_dir=None, require_gpu: bool = False, num_cpus: int | None = None,
                num_gpus: int | None = None, command: str = "", echo: Callable[[str], None] = print) -> SearchOutcome:
+    exp_dir = plan.experiment_dir
+    lock = _lock_experiment(exp_dir)
+    try:
+        return _run_search(plan, exp_dir, address=address, restart=restart, verbose=verbose, progress=progress,
+                           data_dir=data_dir, require_gpu=require_gpu, num_cpus=num_cpus, num_gpus=num_gpus,
+                           command=command, echo=echo)
+    finally:
+        lock.close()  # releases the lock
+
+
+def _lock_experiment(exp_dir: Path):
+    """Hold an exclusive lock on OUTPUT/ARCH/.NAME.lock for the whole search: a second search under the same
+    name at the same time would mix its trials into this one's folder, so it is refused instead."""
+    exp_dir.parent.mkdir(parents=True, exist_ok=True)
+    handle = (exp_dir.parent / f".{exp_dir.name}.lock").open("a")
+    try:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # no fcntl (Windows): no lock
+        pass
+    except OSError:
+        handle.close()
+        raise SearchError(f"{exp_dir} is in use by another search that is still running; wait for it to end "
+                          f"or use another --name") from None
+    return handle
+
+
+def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, progress, data_dir, require_gpu,
+                num_cpus, num_gpus, command, echo) -> SearchOutcome:
     import ray
     from ray import tune
 
     from .data import load_mnist14
 
-    exp_dir = plan.experiment_dir
     notes = list(plan.notes)
     previous = _read_meta(exp_dir / "search.json")
     if previous and not restart and previous.get("fingerprint") != plan.fingerprint():
         raise SearchError(f"{exp_dir} holds a different search (other grid, seeds or fixed values); "
                           f"use --name to start another, or --restart to archive it and start afresh")
     if restart and exp_dir.exists():
-        archive = exp_dir.parent / ".archive" / f"{plan.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        archive = exp_dir.parent / ".archive" / f"{plan.name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
         archive.parent.mkdir(parents=True, exist_ok=True)
         os.replace(exp_dir, archive)
         notes.append(f"earlier results moved to {archive}")
@@ -555,6 +604,11 @@ def run_search(plan: SearchPlan, *, address: str | None = None, restart: bool = 
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
             )
         results = tuner.fit()  # Ctrl-C stops it and returns the partial results
+        for trial_id, entry in meta["trials"].items():
+            if entry.get("status") == "ERROR":  # failed after its retries: say which and why
+                config = entry.get("config") or {}
+                what = ", ".join(f"{k}={config[k]}" for k in [*plan.grid, "seed"] if k in config)
+                echo(f"failed: trial {trial_id} ({what}): {entry.get('error', 'unknown error')}")
         statuses = [t.get("status") for t in meta["trials"].values()]
         finished = statuses.count("TERMINATED")
         failed = len(results.errors)

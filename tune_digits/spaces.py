@@ -103,6 +103,8 @@ def parse_space(raw, path: Path) -> Space:
     for key in ("fixed", "grid", "best", "stages"):
         if raw.get(key) is not None and not isinstance(raw[key], dict):
             fail(key, "must be a mapping")
+    if raw.get("description") is not None and not isinstance(raw["description"], str):
+        fail("description", "must be text")
     space = Space(name=path.stem, path=path, arch=raw["arch"], description=str(raw.get("description") or ""),
                   fixed=dict(raw.get("fixed") or {}), grid=dict(raw.get("grid") or {}),
                   best=dict(raw.get("best") or {}))
@@ -128,19 +130,20 @@ def parse_space(raw, path: Path) -> Space:
             _check_distribution(f"grid.{key}", values, fail)
         else:
             fail(f"grid.{key}", "must be a list of values or a distribution such as {loguniform: [1.0e-3, 1.0e-1]}")
+    # Every value must make a valid trial. Each fixed value and each grid value is checked on its own first,
+    # so the error names the key that is wrong; then together.
+    for key, value in space.fixed.items():
+        _check_config({key: value}, space.arch, f"fixed.{key}", fail, value)
+    _check_config(space.fixed, space.arch, "fixed", fail)
+    for key, values in space.grid.items():
+        for value in _examples(values):
+            _check_config({**space.fixed, key: value}, space.arch, f"grid.{key}", fail, value)
+    _check_config({**space.fixed, **{k: _examples(v)[0] for k, v in space.grid.items()}}, space.arch, "grid", fail)
     for key in space.best:
         if key not in space.grid:
             fail(f"best.{key}", "is not a grid axis")
         if isinstance(space.grid[key], list) and space.best[key] not in space.grid[key]:
             fail(f"best.{key}", f"{space.best[key]!r} is not one of the grid's values {space.grid[key]}")
-
-    # Every value must make a valid trial: check each axis value against the fixed values.
-    base = {**space.fixed, **{k: (v[0] if isinstance(v, list) else _sample_example(v))
-                              for k, v in space.grid.items()}}
-    _check_config(base, space.arch, "fixed", fail)
-    for key, values in space.grid.items():
-        for value in values if isinstance(values, list) else [_sample_example(values)]:
-            _check_config({**base, key: value}, space.arch, f"grid.{key}", fail)
 
     stages = raw.get("stages") or {}
     for stage, spec in stages.items():
@@ -177,16 +180,33 @@ def _check_distribution(key: str, spec: dict, fail) -> None:
         fail(key, "randint takes integer bounds")
 
 
-def _sample_example(spec: dict):
-    kind, args = next(iter(spec.items()))
-    return args[0] if kind in ("choice", "randint", "uniform", "loguniform") else None
+def _examples(values) -> list:
+    """The values to check of a grid axis: all of a list or a choice, the bounds of a range (as Ray draws
+    them: floats for uniform and loguniform, so an integer field given a float range fails here)."""
+    if isinstance(values, list):
+        return values
+    kind, args = next(iter(values.items()))
+    if kind in ("uniform", "loguniform"):
+        return [float(a) for a in args]
+    return list(args)
 
 
-def _check_config(flat: dict, arch: str, key: str, fail) -> None:
+def _check_config(flat: dict, arch: str, key: str, fail, value=None) -> None:
     try:
         TrainConfig.from_flat({**flat, "arch": arch})
-    except ConfigError as err:
-        fail(key, str(err))
+    except UserError as err:  # ConfigError, and the models' own ModelOptionError
+        fail(key, str(err) + _float_hint(value))
+
+
+def _float_hint(value) -> str:
+    """PyYAML 1.1 reads `1e-3` (no dot) as the string '1e-3': say so where that is the likely cause."""
+    if not isinstance(value, str) or "e" not in value.lower():
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return f" (YAML reads {value} as text: write floats with a dot and a signed exponent, e.g. 1.0e-3)"
 
 
 def apply_overrides(space: Space, overrides: dict) -> Space:
@@ -200,6 +220,8 @@ def apply_overrides(space: Space, overrides: dict) -> Space:
         if isinstance(value, (list, dict)):
             raw["fixed"].pop(key, None)
             raw["grid"][key] = value
+            if isinstance(value, list) and raw["best"].get(key) not in value:
+                raw["best"].pop(key, None)  # a narrowed axis may leave out the file's best value
         else:
             raw["grid"].pop(key, None)
             raw["best"].pop(key, None)

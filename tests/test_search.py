@@ -1,0 +1,358 @@
+"""`tune-digits search` on a real (small) Ray: the tidy tables, fractional-GPU packing, the CPU fallback,
+resuming, and the CLI's handling of bad input. Tiny grids on a few dozen pairs; see STYLE.md habit 11."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import FAULT_SEED
+from tune_digits.cli import main
+from tune_digits.search import ROW_HEAD, SearchError, describe_plan, plan_search, run_search
+from tune_digits.spaces import apply_overrides, load_space
+
+# Two LeNet configurations and two linear ones (× 2 seeds): the fastest real trials.
+LENET_TWO = {"kernel_size": [3, 5], "batch_norm": True, "dropout": False, "aux_loss": True}
+LINEAR_TWO = {"nodes": [16, 32], "layers": 1, "dropout": False}
+
+
+def make_plan(output: Path, arch: str = "linear", overrides=None, **kw):
+    space = load_space(arch)
+    space = apply_overrides(space, LINEAR_TWO if overrides is None else overrides)
+    return plan_search(space, **{"pairs": 20, "reps": 2, "epochs": 2, "output": output, "name": "t", **kw})
+
+
+def statuses(experiment_dir: Path) -> dict[str, str]:
+    meta = json.loads((experiment_dir / "search.json").read_text())
+    return {trial: entry["status"] for trial, entry in meta["trials"].items()}
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under a folder with its mtime and bytes: to prove nothing was touched."""
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def untimed(rows: list[dict]) -> list[dict]:
+    """Rows without the columns that say when and where they ran: what a seeded rerun reproduces."""
+    return [{k: v for k, v in r.items() if k not in ("time_s", "wall_time", "node")} for r in rows]
+
+
+def check_complete(rows: dict[str, list[dict]], trials: int, epochs: int) -> None:
+    """Every trial has each epoch exactly once, in order: nothing lost, nothing counted twice."""
+    assert len(rows) == trials
+    for trial, trial_rows in rows.items():
+        assert [r["epoch"] for r in trial_rows] == list(range(1, epochs + 1)), trial
+
+
+# ---------------------------------------------------------------------------------------------------
+# Planning (no Ray)
+
+
+def test_plan_counts_trials_and_describes_itself(tmp_path):
+    plan = make_plan(tmp_path, "lenet", LENET_TWO)
+    assert (plan.combinations, plan.num_trials, plan.seeds) == (2, 4, [0, 1])
+    assert plan.experiment_dir == tmp_path.resolve() / "lenet" / "t"
+    text = describe_plan(plan)
+    assert "grid  kernel_size: [3, 5]" in text and "2 configuration(s) × 2 seed(s) = 4" in text
+    # The fingerprint ignores resources but not what the trials are.
+    assert make_plan(tmp_path, "lenet", LENET_TWO, cpus_per_trial=2).fingerprint() == plan.fingerprint()
+    assert make_plan(tmp_path, "lenet", LENET_TWO, epochs=3).fingerprint() != plan.fingerprint()
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"pairs": 0}, "--pairs must be at least 2"),
+    ({"reps": 0}, "--reps must be at least 1"),
+    ({"epochs": 0}, "--epochs must be at least 1"),
+    ({"cpus_per_trial": 0}, "--cpus-per-trial must be positive"),
+    ({"gpus_per_trial": -1}, "--gpus-per-trial must be a fraction"),
+    ({"gpus_per_trial": 1.5}, "--gpus-per-trial must be a fraction"),
+    ({"max_concurrent": 0}, "--max-concurrent must be at least 1"),
+    ({"stage": "warmup"}, "unknown stage"),
+])
+def test_plan_rejects_bad_values(tmp_path, kw, words):
+    with pytest.raises(SearchError, match=words):
+        make_plan(tmp_path, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------
+# A local Ray without GPUs: 2 CPUs, the fault hook armed for seed FAULT_SEED (budget 0 unless a test
+# allows some), and a short sleep after each epoch so a search lasts long enough to be interrupted.
+
+
+@pytest.fixture(scope="class")
+def local_ray(ray_tmpdir, faults):
+    import ray
+
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": faults.env(delay=0.2)})
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.usefixtures("local_ray")
+class TestLocalRay:
+    @pytest.fixture(autouse=True)
+    def _no_faults(self, faults):
+        faults.allow(0)
+        yield
+        faults.allow(0)
+
+    def test_tiny_grid_end_to_end(self, tmp_path, trial_rows):
+        plan = make_plan(tmp_path, "lenet", LENET_TWO)
+        outcome = run_search(plan, progress=False, echo=lambda _: None)
+        exp = plan.experiment_dir
+        assert (outcome.trials, outcome.finished, outcome.failed) == (4, 4, 0)
+        assert not outcome.interrupted and not outcome.resumed and outcome.experiment_dir == exp
+
+        meta = json.loads((exp / "search.json").read_text())
+        assert meta["arch"] == "lenet" and meta["name"] == "t" and meta["num_trials"] == 4
+        assert meta["axes"] == ["kernel_size"] and meta["seeds"] == [0, 1] and meta["finished"]
+        assert meta["fixed"]["pairs"] == 20 and meta["fixed"]["epochs"] == 2
+        assert set(statuses(exp).values()) == {"TERMINATED"} and len(meta["trials"]) == 4
+
+        rows = trial_rows(exp)
+        check_complete(rows, trials=4, epochs=2)
+        assert set(rows) == set(meta["trials"])
+        header = next(csv.reader((exp / "epochs.csv").open()))
+        assert tuple(header[:len(ROW_HEAD)]) == ROW_HEAD
+        assert {"arch", "pairs", "epochs", "kernel_size", "batch_norm", "lr"} <= set(header)
+        assert "threads" not in header
+        # One trial per (configuration, seed).
+        assert sorted((r[0]["kernel_size"], r[0]["seed"]) for r in rows.values()) == [(3, 0), (3, 1), (5, 0), (5, 1)]
+        for trial_rows_ in rows.values():
+            for r in trial_rows_:
+                assert all(0 <= r[m] <= 100 for m in ("train_error", "test_digit_error", "test_error"))
+                assert r["val_error"] == "" and r["train_loss"] > 0 and r["node"]
+            assert trial_rows_[0]["wall_time"] <= trial_rows_[1]["wall_time"]
+
+        with (exp / "epochs.csv").open(newline="") as f:
+            everything = list(csv.DictReader(f))
+        assert len(everything) == 4 * 2  # combinations × seeds × epochs
+        assert [(r["trial_id"], r["epoch"]) for r in everything] == sorted(
+            (t, str(r["epoch"])) for t, rs in rows.items() for r in rs)
+
+        from tune_digits.report import top_configurations
+
+        assert "kernel_size" in top_configurations(exp, "lenet")
+
+    def test_require_gpu_without_one_is_a_clear_error(self, tmp_path):
+        plan = make_plan(tmp_path, gpus_per_trial=0.25)
+        with pytest.raises(SearchError, match="--require-gpu, but this machine has no GPU"):
+            run_search(plan, progress=False, require_gpu=True, echo=lambda _: None)
+        assert not plan.experiment_dir.exists()
+
+    def test_gpu_asked_none_present_falls_back_to_cpu(self, tmp_path, hang_guard):
+        hang_guard(180)  # asking Ray for a GPU no node has would wait forever
+        args = ["search", "linear", "--pairs", "20", "--reps", "1", "--epochs", "1", "--set", "nodes=[16, 32]",
+                "--set", "layers=1", "--set", "dropout=false", "--output", str(tmp_path), "--gpus-per-trial", "0.25"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert "note: no GPU available to Ray: running on CPU instead" in result.stderr
+        assert "2/2 trials finished, 0 failed" in result.stdout
+        meta = json.loads((tmp_path / "linear" / "default" / "search.json").read_text())
+        assert meta["resources"] == {"cpus_per_trial": 1.0, "gpus_per_trial": 0.0}
+
+        result = CliRunner().invoke(main, [*args, "--require-gpu", "--name", "insist"])
+        assert result.exit_code == 1
+        assert result.stderr.strip().splitlines()[-1].startswith("error: --gpus-per-trial 0.25 asked with "
+                                                                "--require-gpu")
+        assert "Traceback" not in result.output
+        assert not (tmp_path / "linear" / "insist").exists()
+
+    def test_interrupted_search_resumes_without_rerunning_finished_trials(self, tmp_path, trial_rows):
+        plan = make_plan(tmp_path, max_concurrent=1)  # 4 trials, one at a time
+        exp = plan.experiment_dir
+
+        def interrupt_after_one_trial():
+            # What Ctrl-C does: Tune's handler (installed in fit, which runs in this, the main, thread) stops
+            # the search gracefully and saves its state. Tune listens to SIGUSR1 the same way as to SIGINT.
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if "TERMINATED" in statuses(exp).values():
+                        os.kill(os.getpid(), signal.SIGUSR1)
+                        return
+                except (OSError, ValueError, KeyError):
+                    pass  # search.json not written yet
+                time.sleep(0.05)
+
+        previous = signal.signal(signal.SIGUSR1, lambda *_: None)  # never the default (terminate)
+        watcher = threading.Thread(target=interrupt_after_one_trial, daemon=True)
+        watcher.start()
+        try:
+            first = run_search(plan, progress=False, echo=lambda _: None)
+        finally:
+            watcher.join(5)
+            signal.signal(signal.SIGUSR1, previous)
+        assert first.interrupted and 1 <= first.finished < 4
+        before = trial_rows(exp)
+        done = [t for t, s in statuses(exp).items() if s == "TERMINATED"]
+        kept = {t: ((exp / "trials" / f"{t}.csv").stat().st_mtime_ns, (exp / "trials" / f"{t}.csv").read_bytes())
+                for t in done}
+
+        said = []
+        second = run_search(make_plan(tmp_path, max_concurrent=1), progress=False, echo=said.append)
+        assert second.resumed and any(line.startswith("resuming ") for line in said)
+        assert (second.finished, second.failed, second.interrupted) == (4, 0, False)
+        assert set(statuses(exp).values()) == {"TERMINATED"}
+        # Finished trials were not rerun: their files are untouched.
+        for t, (mtime, data) in kept.items():
+            path = exp / "trials" / f"{t}.csv"
+            assert (path.stat().st_mtime_ns, path.read_bytes()) == (mtime, data), t
+        after = trial_rows(exp)
+        check_complete(after, trials=4, epochs=2)
+        # A trial stopped mid-way continued from its checkpoint, or from scratch when Tune had not yet saved
+        # the checkpoint of the epoch it reported last: either way its epochs hold the same numbers.
+        for t, rows in before.items():
+            assert untimed(after[t][:len(rows)]) == untimed(rows), t
+        assert len(list(csv.DictReader((exp / "epochs.csv").open()))) == 8
+
+    def test_errored_trials_resume_and_restart_archives(self, tmp_path, faults, trial_rows):
+        plan = make_plan(tmp_path, max_failures=0)  # seeds 0 and FAULT_SEED: two of four trials fail
+        exp = plan.experiment_dir
+        faults.allow(2)
+        first = run_search(plan, progress=False, echo=lambda _: None)
+        assert faults.spent() == 2
+        assert (first.finished, first.failed, first.interrupted) == (2, 2, False)
+        meta = json.loads((exp / "search.json").read_text())
+        errored = {t for t, e in meta["trials"].items() if e["status"] == "ERROR"}
+        assert {meta["trials"][t]["config"]["seed"] for t in errored} == {FAULT_SEED}
+        assert all("injected fault" in meta["trials"][t]["error"] for t in errored)
+        before = trial_rows(exp)
+        assert all(len(before[t]) == 1 for t in errored)  # epoch 1 reported, then a crash in epoch 2
+        kept = {t: (exp / "trials" / f"{t}.csv").stat().st_mtime_ns for t in before if t not in errored}
+
+        # Another search under the same name is refused, not mixed in.
+        with pytest.raises(SearchError, match="holds a different search"):
+            run_search(make_plan(tmp_path, epochs=3), progress=False, echo=lambda _: None)
+
+        second = run_search(make_plan(tmp_path, max_failures=0), progress=False, echo=lambda _: None)
+        assert second.resumed and (second.finished, second.failed) == (4, 0)
+        after = trial_rows(exp)
+        check_complete(after, trials=4, epochs=2)
+        assert {t: (exp / "trials" / f"{t}.csv").stat().st_mtime_ns for t in kept} == kept
+        for t in errored:  # resumed (from its epoch-1 checkpoint when Tune had saved it) to the same numbers
+            assert untimed(after[t][:1]) == untimed(before[t])
+        old = snapshot(exp)
+
+        # --restart starts afresh and keeps the earlier results, moved aside.
+        third = run_search(make_plan(tmp_path, overrides={**LINEAR_TWO, "nodes": [16]}, reps=1, epochs=1),
+                           restart=True, progress=False, echo=lambda _: None)
+        archives = list((exp.parent / ".archive").iterdir())
+        assert len(archives) == 1 and archives[0].name.startswith("t-")
+        assert {k: v[1] for k, v in snapshot(archives[0]).items() if not k.startswith("ray/")} == \
+            {k: v[1] for k, v in old.items() if not k.startswith("ray/")}
+        assert any("earlier results moved to" in n for n in third.notes)
+        assert not third.resumed and third.finished == 1
+        fresh = trial_rows(exp)
+        check_complete(fresh, trials=1, epochs=1)
+        assert not set(fresh) & set(after)  # new trials, not the archived ones
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fractional GPUs: one fake GPU, 0.25 GPU per trial → four trials share it at once, never more.
+
+
+@pytest.fixture(scope="class")
+def fake_gpu_ray(ray_tmpdir, faults):
+    import ray
+
+    faults.allow(0)
+    # 4 logical CPUs on any machine; trials ask for 0.5 CPU each, so only the GPU share limits them.
+    ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": faults.env(delay=2.5)})
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.usefixtures("fake_gpu_ray")
+class TestFractionalGpu:
+    def test_quarter_gpu_trials_run_four_at_a_time(self, tmp_path, trial_rows, overlap):
+        # One configuration × 5 seeds: five trials, more than one GPU holds at 0.25 each.
+        plan = make_plan(tmp_path, overrides={**LINEAR_TWO, "nodes": [16]}, reps=5, cpus_per_trial=0.5,
+                         gpus_per_trial=0.25)
+        said = []
+        outcome = run_search(plan, progress=False, echo=said.append)
+        assert said == [] and outcome.finished == 5  # a GPU was there: no fallback
+        rows = trial_rows(plan.experiment_dir)
+        check_complete(rows, trials=5, epochs=2)
+        # Measured from the trials' own timestamps: 4 overlap (1 GPU / 0.25), not 1, and not all 5.
+        assert overlap(rows) == 4
+
+
+# ---------------------------------------------------------------------------------------------------
+# The CLI and bad input: one `error:` line, exit 1, no traceback, nothing in the output folder touched.
+
+
+@pytest.fixture
+def existing_results(tmp_path):
+    """An output folder that already holds an experiment, lenet/default (what a bad command must not touch)."""
+    exp = tmp_path / "out" / "lenet" / "default"
+    (exp / "trials").mkdir(parents=True)
+    (exp / "search.json").write_text(json.dumps({"arch": "lenet", "name": "default", "trials": {}}))
+    (exp / "trials" / "x_00000.csv").write_text(",".join(ROW_HEAD) + "\n")
+    (exp / "epochs.csv").write_text(",".join(ROW_HEAD) + "\n")
+    return tmp_path / "out"
+
+
+BAD = [
+    (["vgg"], "unknown search space 'vgg'"),
+    (["{bad_yaml}"], "not valid YAML"),
+    (["{tmp}/missing.yaml"], "no such search-space file"),
+    (["lenet", "--set", "kernel_size"], "expected key=value, got 'kernel_size'"),
+    (["lenet", "--set", "kernel_size=[3, 5"], "cannot read the value of 'kernel_size=[3, 5'"),
+    (["lenet", "--set", "kernel_size=[4]"], "grid.kernel_size: kernel_size must be one of [3, 5], got 4"),
+    (["lenet", "--set", "seed=3"], "--set seed: use --reps"),
+    (["lenet", "--set", "lr=1e-3"], "write floats with a dot"),
+    (["lenet", "--pairs", "0"], "--pairs must be at least 2"),
+    (["lenet", "--reps", "0"], "--reps must be at least 1"),
+    (["lenet", "--gpus-per-trial", "-1"], "--gpus-per-trial must be a fraction in (0, 1] or a whole number, got -1"),
+    (["lenet", "--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
+]
+
+
+@pytest.mark.parametrize("args, words", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_cli_bad_input_is_one_error_line(tmp_path, existing_results, args, words):
+    bad_yaml = tmp_path / "broken.yaml"
+    bad_yaml.write_text("arch: lenet\ngrid: {kernel_size: [3, 5}\n")
+    args = [a.format(bad_yaml=bad_yaml, tmp=tmp_path) for a in args]
+    before = snapshot(existing_results)
+    result = CliRunner().invoke(main, ["search", *args, "--output", str(existing_results)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # handled, not a crash
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: ") and words in errors[0], result.stderr
+    assert "Traceback" not in result.output
+    assert snapshot(existing_results) == before
+
+
+def test_cli_dry_run_runs_nothing(existing_results):
+    before = snapshot(existing_results)
+    result = CliRunner().invoke(main, ["search", "resnet", "--reps", "2", "--set", "blocks=[1, 2]", "--dry-run",
+                                       "--output", str(existing_results)])
+    assert result.exit_code == 0, result.output
+    assert "trials: 120 configuration(s) × 2 seed(s) = 240" in result.stdout
+    assert snapshot(existing_results) == before
+    assert not (existing_results / "resnet").exists()
+
+
+def test_cli_spaces_lists_grid_sizes():
+    result = CliRunner().invoke(main, ["spaces"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:] if line.strip()}
+    for name, size in {"linear": 40, "lenet": 16, "resnet": 300, "alexnet": 1}.items():
+        assert f" {size} " in lines[name]
+    assert "screen: 350 pairs × 3 seeds = 48 trials" in lines["lenet"]
+    assert "final: 1000 pairs × 20 seeds = 20 trials" in lines["lenet"]
