@@ -51,6 +51,7 @@ class TrainConfig:
     aux_loss_weight: float = 0.3  # weight of LeNet's side-classifier loss (GoogLeNet used 0.3)
     aux_weight: float = 0.0  # weight of the digit loss for the `pair` and `two_channel` strategies
     repair: bool = False  # re-pair the training digits at random every epoch (targets recomputed)
+    shift: float = 0.0  # augmentation: random translation of each training digit, up to this many pixels
     val_fraction: float = 0.0  # share of the train pairs held out for model selection
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
     options: dict = field(default_factory=dict)
@@ -85,6 +86,7 @@ class TrainConfig:
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.aux_loss_weight >= 0 and self.aux_weight >= 0, "auxiliary loss weights must be >= 0"),
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
+            (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
             (self.options.get("strategy", "digits") in STRATEGIES, f"strategy must be one of {list(STRATEGIES)}"),
         ]
@@ -119,7 +121,7 @@ class TrainConfig:
 _TYPE_WORDS = {int: "an integer", bool: "true or false", str: "a string", dict: "a mapping"}
 _FIELD_TYPES = {
     **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads"), int),
-    **dict.fromkeys(("lr", "momentum", "weight_decay", "aux_loss_weight", "aux_weight", "val_fraction"),
+    **dict.fromkeys(("lr", "momentum", "weight_decay", "aux_loss_weight", "aux_weight", "val_fraction", "shift"),
                     (int, float)),
     **dict.fromkeys(("arch", "optimizer", "lr_schedule"), str), "repair": bool, "options": dict,
 }
@@ -146,7 +148,7 @@ def load_data(config: TrainConfig, data_dir=None) -> PairSet:
     return generate_pair_sets(config.pairs, config.seed, data_dir=data_dir, n_test=config.test_pairs)
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all (a little cheaper than no_grad)
 def evaluate(model, inputs, classes, target, chunk: int = 1000) -> tuple[float, float]:
     """(digit error %, comparison error %) in eval mode; digit error is NaN without digit outputs."""
     model.eval()
@@ -162,6 +164,21 @@ def evaluate(model, inputs, classes, target, chunk: int = 1000) -> tuple[float, 
     n = len(inputs)
     digit = 100.0 * float(digit_wrong) / (2 * n) if has_digits else math.nan
     return digit, 100.0 * float(compare_wrong) / n
+
+
+def random_shift(x: torch.Tensor, pixels: float, generator: torch.Generator) -> torch.Tensor:
+    """Translate each digit of (B, 2, 14, 14) independently by up to `pixels` (bilinear, zero padding
+    in standardised units is the background's value, so borders stay background-like)."""
+    b = x.shape[0]
+    digits = x.reshape(2 * b, 1, 14, 14)
+    offsets = (torch.rand(2 * b, 2, generator=generator) * 2 - 1) * (2 * pixels / 14)  # in [-1, 1] grid units
+    theta = torch.zeros(2 * b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = offsets
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(digits.shape), align_corners=False)
+    background = x.min()
+    shifted = F.grid_sample(digits - background, grid, padding_mode="zeros", align_corners=False) + background
+    return shifted.reshape(b, 2, 14, 14)
 
 
 def _loss(model, out, classes, target, config: TrainConfig) -> torch.Tensor:
@@ -199,6 +216,11 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     model = create_model(config.arch, **config.model_kwargs()).to(device)
+    if device.type == "cpu":
+        # Channels-last weights make oneDNN keep the conv/pool activations in NHWC, where max-pooling and
+        # the conv kernels are vectorised: ≈ 1.5× per epoch for LeNet and ResNet on CPU (benchmarks/
+        # bench_trial.py). Only 4-D weights change; the linear net is untouched. Not measured on GPU yet.
+        model = model.to(memory_format=torch.channels_last)
     opt, sched = build_optimizer(model, config)
     # A separate generator for batch order and re-pairing keeps data order independent of dropout draws.
     shuffle = torch.Generator().manual_seed(config.seed + 1_000_003)
@@ -239,7 +261,10 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
             idx = order[i:i + config.batch_size]
             if len(idx) < 2 and n > 1:  # batch norm cannot train on a single pair
                 continue
-            out = model(x[idx])
+            xb = x[idx]  # (B, 2, 14, 14)
+            if config.shift:
+                xb = random_shift(xb, config.shift, shuffle)
+            out = model(xb)
             loss = _loss(model, out, c[idx], y[idx], config)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,183 @@
+"""Beyond the paper (issue 7): pair strategies, re-pairing, shift augmentation, validation split, the
+shipped studies, and searches beyond the grid (random sampling, ASHA, Optuna) on a real local Ray."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+import torch
+
+from tune_digits.data import compare_target, generate_pair_sets
+from tune_digits.models import STRATEGIES, create_model
+from tune_digits.spaces import load_space
+from tune_digits.train import ConfigError, TrainConfig, fit, random_shift
+
+
+def test_prob_strategy_is_the_exact_probability_of_less_or_equal():
+    model = create_model("linear", strategy="prob").eval()
+    torch.manual_seed(0)
+    logits = torch.randn(64, 2, 10) * 3
+    out = model.forward(torch.zeros(1, 2, 14, 14))._replace(digits=logits)
+    p = logits.softmax(-1)
+    # Brute force: P(d1 <= d2) = Σ_{i <= j} p1(i) p2(j).
+    expected = torch.tensor([sum(p[b, 0, i] * p[b, 1, j] for i, j in itertools.product(range(10), repeat=2)
+                                 if i <= j) for b in range(64)])
+    assert torch.equal(model.predict(out), (expected >= 0.5).long())
+
+
+def test_prob_and_digits_strategies_can_disagree():
+    """Argmax comparison and probability comparison are different rules, not two names for one."""
+    model = create_model("linear", strategy="prob").eval()
+    # First digit: 40 % a 9, 30 % each a 0 or a 1 → argmax 9 > 5, yet P(d1 <= 5) = 0.6.
+    p1 = torch.zeros(10); p1[9], p1[0], p1[1] = 0.4, 0.3, 0.3
+    p2 = torch.zeros(10); p2[5] = 1.0
+    logits = torch.stack([p1, p2]).clamp_min(1e-9).log().unsqueeze(0)
+    out = model.forward(torch.zeros(1, 2, 14, 14))._replace(digits=logits)
+    assert model.predict(out).item() == 1
+    digits = create_model("linear", strategy="digits").eval()
+    assert digits.predict(out).item() == 0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_learns_on_a_small_set(strategy):
+    data = generate_pair_sets(200, seed=0)
+    config = TrainConfig(arch="lenet", pairs=200, epochs=4, seed=0, aux_weight=1.0,
+                         options={"strategy": strategy, "aux_loss": False})
+    losses = []
+    fit(config, data, on_epoch=lambda m, _s: losses.append(m["train_loss"]))
+    assert losses[-1] < losses[0]
+    assert all(math.isfinite(v) for v in losses)
+
+
+def test_pair_strategy_without_aux_weight_has_no_digit_signal():
+    """With aux_weight 0 the pair head is trained on the target alone: the branches' logits are free to
+    mean anything, so their digit error stays near chance, as in the exercise's 'siamese alone'."""
+    data = generate_pair_sets(300, seed=1)
+    last = {}
+    fit(TrainConfig(arch="lenet", pairs=300, epochs=3, seed=1, aux_weight=0.0,
+                    options={"strategy": "pair", "aux_loss": False}), data,
+        on_epoch=lambda m, _s: last.update(m))
+    assert last["test_digit_error"] > 50
+
+
+def test_repair_keeps_the_digits_and_recomputes_targets():
+    data = generate_pair_sets(100, seed=3)
+    seen = []
+
+    def grab(metrics, state):
+        snap = state()
+        seen.append((snap["train_x"].clone(), snap["train_c"].clone(), snap["train_y"].clone()))
+
+    fit(TrainConfig(arch="linear", pairs=100, epochs=2, seed=3, repair=True), data, on_epoch=grab)
+    for x, c, y in seen:
+        assert sorted(c.flatten().tolist()) == sorted(data.train_classes.flatten().tolist())
+        assert torch.equal(y, compare_target(c))
+        # The same 200 images, re-paired: every image is still one of the originals.
+        assert torch.allclose(x.reshape(200, -1).sum(1).sort().values,
+                              data.train_input.reshape(200, -1).sum(1).sort().values)
+    assert not torch.equal(seen[0][1], data.train_classes)
+
+
+def test_shift_augmentation_moves_digits_and_keeps_background():
+    data = generate_pair_sets(8, seed=0)
+    x = data.train_input
+    g = torch.Generator().manual_seed(0)
+    shifted = random_shift(x, 2.0, g)
+    assert shifted.shape == x.shape and not torch.allclose(shifted, x)
+    assert torch.allclose(random_shift(x, 1e-9, torch.Generator().manual_seed(0)), x, atol=1e-5)
+    assert shifted.min() >= x.min() - 1e-5  # zero padding is the background's value, not a new one
+
+
+def test_shift_is_validated():
+    with pytest.raises(ConfigError, match="shift"):
+        TrainConfig(arch="lenet", shift=9.0)
+
+
+def test_validation_split_is_carved_from_the_train_pairs():
+    data = generate_pair_sets(100, seed=0)
+    last = {}
+    fit(TrainConfig(arch="linear", pairs=100, epochs=1, val_fraction=0.2), data, on_epoch=lambda m, _s: last.update(m))
+    assert math.isfinite(last["val_error"]) and math.isfinite(last["val_digit_error"])
+    # 20 pairs held out: an error is a multiple of 5 %.
+    assert last["val_error"] % 5 == pytest.approx(0) or last["val_error"] % 5 == pytest.approx(5)
+
+
+@pytest.mark.parametrize("name", ["weight_sharing", "best"])
+def test_beyond_spaces_load(name):
+    space = load_space(name)
+    assert space.grid_size() >= 2 and space.best
+
+
+def test_weight_sharing_study_covers_the_exercise_question():
+    space = load_space("weight_sharing")
+    assert set(space.grid["strategy"]) == {"two_channel", "pair"}
+    assert set(space.grid["weight_sharing"]) == {True, False}
+    assert 0.0 in space.grid["aux_weight"] and any(w > 0 for w in space.grid["aux_weight"])
+
+
+def test_best_space_selects_on_validation_only():
+    assert load_space("best").fixed["val_fraction"] > 0
+
+
+# --- searches beyond the grid, on a real local Ray --------------------------------------------------
+
+
+@pytest.fixture
+def ray_2cpus(ray_tmpdir):
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _tiny_space(tmp_path, grid_yaml: str, fixed_extra: str = ""):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(f"""arch: linear
+fixed:
+  batch_size: 10
+  nodes: 16
+  layers: 1
+{fixed_extra}grid:
+{grid_yaml}""")
+    return load_space(str(path))
+
+
+def test_random_search_samples_distributions(tmp_path, ray_2cpus):
+    from tune_digits.search import plan_search, run_search
+
+    space = _tiny_space(tmp_path, "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n  dropout: [true, false]\n")
+    plan = plan_search(space, pairs=20, reps=1, epochs=1, output=tmp_path / "out", search="random", num_samples=4)
+    assert plan.num_trials == 4
+    outcome = run_search(plan, progress=False)
+    assert outcome.finished == 4
+    meta = json.loads((outcome.experiment_dir / "search.json").read_text())
+    lrs = [t["config"]["lr"] for t in meta["trials"].values()]
+    assert len(set(lrs)) == 4 and all(1e-4 <= lr <= 1e-2 for lr in lrs)
+
+
+def test_asha_stops_poor_trials_early_on_the_validation_metric(tmp_path, ray_2cpus):
+    from tune_digits.search import plan_search, run_search
+
+    space = _tiny_space(tmp_path, "  lr: [1.0e-6, 1.0e-5, 1.0e-3, 3.0e-3]\n", fixed_extra="  val_fraction: 0.25\n")
+    plan = plan_search(space, pairs=40, reps=1, epochs=8, output=tmp_path / "out", scheduler="asha")
+    assert plan.metric == "val_error"
+    outcome = run_search(plan, progress=False)
+    assert outcome.failed == 0
+    from conftest import read_trial_rows
+
+    epochs = sorted(len(rows) for rows in read_trial_rows(outcome.experiment_dir).values())
+    assert epochs[0] < 8 and epochs[-1] == 8  # some stopped early, the best ran to the end
+
+
+def test_optuna_search_runs(tmp_path, ray_2cpus):
+    from tune_digits.search import plan_search, run_search
+
+    space = _tiny_space(tmp_path, "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n", fixed_extra="  val_fraction: 0.25\n")
+    plan = plan_search(space, pairs=20, reps=1, epochs=1, output=tmp_path / "out", search="optuna", num_samples=3)
+    outcome = run_search(plan, progress=False)
+    assert outcome.finished == 3
