@@ -218,8 +218,9 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
     model = create_model(config.arch, **config.model_kwargs()).to(device)
     if device.type == "cpu":
         # Channels-last weights make oneDNN keep the conv/pool activations in NHWC, where max-pooling and
-        # the conv kernels are vectorised: ≈ 1.5× per epoch for LeNet and ResNet on CPU (benchmarks/
-        # bench_trial.py). Only 4-D weights change; the linear net is untouched. Not measured on GPU yet.
+        # the conv kernels are vectorised: 1.3–1.7× per train epoch or eval pass in isolation; in whole
+        # trials clearly ahead for LeNet, within noise for ResNet (BENCHMARKS.md §1). Only 4-D weights
+        # change; the linear net is untouched. Not measured on GPU yet, so CPU only.
         model = model.to(memory_format=torch.channels_last)
     opt, sched = build_optimizer(model, config)
     # A separate generator for batch order and re-pairing keeps data order independent of dropout draws.
