@@ -95,8 +95,11 @@ class TrainConfig:
                 raise ConfigError(message)
         # Build the model on the meta device (no memory, no compute) so bad model options fail here,
         # before any data or Ray work starts.
-        with torch.device("meta"):
-            create_model(self.arch, **self.options)
+        try:
+            with torch.device("meta"):
+                create_model(self.arch, **self.options)
+        except UserError as err:  # one exception type for every config mistake
+            raise ConfigError(str(err)) from None
         if self.val_fraction and int(self.pairs * self.val_fraction) < 1:
             raise ConfigError(f"val_fraction {self.val_fraction} of {self.pairs} pairs holds out no pair")
 
@@ -209,11 +212,16 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
     """Train one repetition; returns the last epoch's metrics.
 
     `on_epoch(metrics, state)` is called after every epoch; `state()` builds a resumable snapshot
-    (model, optimiser, RNG) that `fit(..., resume=snapshot)` continues from, bit for bit.
+    (model, optimiser, RNG) that `fit(..., resume=snapshot)` continues from, bit for bit. The snapshot holds
+    live tensors: serialise it (torch.save) before training goes on.
     """
     device = torch.device(device)
     if config.threads:
         torch.set_num_threads(config.threads)
+    if device.type == "cuda":
+        # Same seed, same metrics on a GPU too: no autotuned (run-to-run varying) conv algorithms.
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     seed_everything(config.seed)
     model = create_model(config.arch, **config.model_kwargs()).to(device)
     if device.type == "cpu":
@@ -242,7 +250,10 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
             sched.load_state_dict(resume["scheduler"])
         shuffle.set_state(resume["shuffle_rng"])
         torch.set_rng_state(resume["torch_rng"])
-        x, c, y = resume["train_x"].to(device), resume["train_c"].to(device), resume["train_y"].to(device)
+        if resume.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+        if "train_x" in resume:  # re-paired pairs are state; otherwise the seed redraws the same data
+            x, c, y = resume["train_x"].to(device), resume["train_c"].to(device), resume["train_y"].to(device)
         start_epoch, elapsed = resume["epoch"] + 1, resume["time_s"]
 
     metrics: dict = {}
@@ -289,12 +300,16 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
         }
         if on_epoch is not None:
             def state(epoch=epoch, metrics=metrics, x=x, c=c, y=y):
-                return {
+                snapshot = {
                     "epoch": epoch, "time_s": metrics["time_s"], "model": model.state_dict(),
                     "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched else None,
                     "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
-                    "train_x": x.cpu(), "train_c": c.cpu(), "train_y": y.cpu(),
+                    # Dropout on a GPU draws from the CUDA generator.
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 }
+                if config.repair:  # the current pairing is state only when re-pairing changes it
+                    snapshot.update(train_x=x.cpu(), train_c=c.cpu(), train_y=y.cpu())
+                return snapshot
             on_epoch(metrics, state)
     return metrics
 
