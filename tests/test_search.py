@@ -315,7 +315,7 @@ BAD = [
     (["lenet", "--set", "kernel_size=[3, 5"], "cannot read the value of 'kernel_size=[3, 5'"),
     (["lenet", "--set", "kernel_size=[4]"], "grid.kernel_size: kernel_size must be one of [3, 5], got 4"),
     (["lenet", "--set", "seed=3"], "--set seed: use --reps"),
-    (["lenet", "--set", "lr=1e-3"], "write floats with a dot"),
+    (["lenet", "--set", "lr=fast"], "lr must be a number, got 'fast'"),
     (["lenet", "--pairs", "0"], "--pairs must be at least 2"),
     (["lenet", "--reps", "0"], "--reps must be at least 1"),
     (["lenet", "--gpus-per-trial", "-1"], "--gpus-per-trial must be a fraction in (0, 1] or a whole number, got -1"),
@@ -336,6 +336,14 @@ def test_cli_bad_input_is_one_error_line(tmp_path, existing_results, args, words
     assert len(errors) == 1 and errors[0].startswith("error: ") and words in errors[0], result.stderr
     assert "Traceback" not in result.output
     assert snapshot(existing_results) == before
+
+
+def test_cli_reads_exponent_floats_as_numbers(existing_results):
+    """On the command line `1e-3` is a number, though PyYAML (YAML 1.1) alone reads it as text."""
+    result = CliRunner().invoke(main, ["search", "lenet", "--set", "lr=1e-3", "--set", "weight_decay=[1e-4, 5e-4]",
+                                       "--dry-run", "--output", str(existing_results)])
+    assert result.exit_code == 0, result.output
+    assert "fixed lr: 0.001" in result.output and "grid  weight_decay: [0.0001, 0.0005]" in result.output
 
 
 def test_cli_dry_run_runs_nothing(existing_results):

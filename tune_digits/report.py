@@ -442,13 +442,15 @@ def _config_table(exp: Experiment, rows: pd.DataFrame, per: pd.DataFrame, reps: 
     configs.index = configs["config"].to_list()  # aligns the per-config statistics below
     for view, prefix in (("honest", ""), ("best_epoch", "best_epoch_")):
         g = reps[reps["view"] == view].groupby("config", sort=False)
-        for m in (*CURVES, "val_error", "epoch"):
+        for m in (*CURVES, *VAL, "epoch"):
             has = m in reps.columns
             configs[f"{prefix}{m}_mean"] = g[m].mean() if has else np.nan
             if m != "epoch":
                 configs[f"{prefix}{m}_std"] = g[m].std(ddof=1) if has else np.nan
-    # Complete configurations first, then by the ranking metric; ties keep the label order.
-    configs = configs.sort_values(["partial", f"{rank_by}_mean", "config"], kind="stable",
+    # Complete configurations first, then by the ranking metric; a small validation split makes ties common
+    # (200 pairs: steps of 0.5 %), so val_digit_error (twice the items) breaks them; then the label order.
+    tie_break = ["val_digit_error_mean"] if rank_by == "val_error" else []
+    configs = configs.sort_values(["partial", f"{rank_by}_mean", *tie_break, "config"], kind="stable",
                                   na_position="last").reset_index(drop=True)
     configs.insert(0, "rank", range(1, len(configs) + 1))
     configs.insert(1, "best", configs["rank"] == 1)
