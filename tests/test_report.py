@@ -38,7 +38,8 @@ def write_experiment(root: Path, arch: str, name: str, configs: list[tuple[dict[
                      axes: list[str], seeds: tuple[int, ...] = (0, 1, 2), epochs: int = 3,
                      stage: str | None = None, fixed: dict[str, Any] | None = None,
                      short: dict[tuple[int, int], int] | None = None,
-                     val: Callable[[int, int], float] | None = None) -> Path:
+                     val: Callable[[int, int], float] | None = None,
+                     val_digit: Callable[[int, int, int], float] | None = None) -> Path:
     """One experiment folder as `tune-digits search` writes it. `short[(config index, seed)] = k` stops that
     repetition after k epochs (status RUNNING)."""
     path = root / arch / name
@@ -52,7 +53,7 @@ def write_experiment(root: Path, arch: str, name: str, configs: list[tuple[dict[
             rows = []
             for epoch in range(1, last + 1):
                 row = {"trial_id": trial_id, "seed": seed, "epoch": epoch, **fn(seed, epoch),
-                       "val_error": val(seed, epoch) if val else math.nan, "val_digit_error": math.nan,
+                       "val_error": val(seed, epoch) if val else math.nan, "val_digit_error": val_digit(i, seed, epoch) if val_digit else math.nan,
                        "time_s": 0.5 * epoch, "arch": arch, **fixed, **config}
                 rows.append(row)
             pd.DataFrame(rows).to_csv(path / "trials" / f"{trial_id}.csv", index=False)
@@ -184,6 +185,24 @@ def test_validation_split_selects_the_honest_epoch(tmp_path: Path) -> None:
     assert list(a.configs["best_epoch_epoch_mean"]) == [2, 2]
     t = best_table([a])
     assert list(t.data["view"]) == ["best_epoch", "val_epoch"]
+
+
+def test_validation_ties_are_broken_by_val_digit_error(tmp_path: Path) -> None:
+    # Both configurations have the same val_error (a 200-pair split ties often); the one with the lower
+    # val_digit_error ranks first although its label sorts last.
+    root = tmp_path / "out"
+    write_experiment(root, "lenet", "screen", [({"aux_loss": False}, metrics(2.0, 1.0)),
+                                              ({"aux_loss": True}, metrics(2.0, 1.0))], ["aux_loss"],
+                     val=lambda seed, epoch: 2.0, val_digit=lambda i, seed, epoch: 3.0 if i == 0 else 4.0)
+    a = analyse(load_results(root).experiments[0])
+    assert a.rank_by == "val_error"
+    assert list(a.configs["config"]) == ["aux_loss=False", "aux_loss=True"]
+    write_experiment(tmp_path / "swapped", "lenet", "screen", [({"aux_loss": False}, metrics(2.0, 1.0)),
+                                                               ({"aux_loss": True}, metrics(2.0, 1.0))],
+                     ["aux_loss"], val=lambda seed, epoch: 2.0,
+                     val_digit=lambda i, seed, epoch: 4.0 if i == 0 else 3.0)
+    a = analyse(load_results(tmp_path / "swapped").experiments[0])
+    assert list(a.configs["config"]) == ["aux_loss=True", "aux_loss=False"]
 
 
 def test_partial_runs_flagged_not_mixed(tmp_path: Path) -> None:
