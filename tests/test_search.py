@@ -217,6 +217,23 @@ class TestLocalRay:
             assert untimed(after[t][:len(rows)]) == untimed(rows), t
         assert len(list(csv.DictReader((exp / "epochs.csv").open()))) == 8
 
+    def test_sparse_checkpoints_resume_from_the_last_one_saved(self, tmp_path, faults, trial_rows):
+        """--checkpoint-every 2 with 3 epochs: only epochs 2 and 3 (the last) are checkpointed. A trial that
+        crashes in epoch 2 has no checkpoint yet, restarts from scratch and re-reports epoch 1, counted once."""
+        import torch
+
+        plan = make_plan(tmp_path, reps=2, epochs=3, checkpoint_every=2, max_failures=1)
+        faults.allow(1)
+        outcome = run_search(plan, progress=False, echo=lambda _: None)
+        assert faults.spent() == 1 and (outcome.finished, outcome.failed) == (4, 0)
+        check_complete(trial_rows(plan.experiment_dir), trials=4, epochs=3)
+        saved = sorted(plan.experiment_dir.glob("ray/*/checkpoint_*/state.pt"))
+        # num_to_keep=1: one checkpoint left per trial, the last epoch's.
+        assert len(saved) == 4
+        assert {torch.load(p, weights_only=False)["epoch"] for p in saved} == {3}
+        # Tune numbers a trial's checkpoints 0, 1, …: two per trial, not three.
+        assert {p.parent.name for p in saved} == {"checkpoint_000001"}
+
     def test_errored_trials_resume_and_restart_archives(self, tmp_path, faults, trial_rows):
         plan = make_plan(tmp_path, max_failures=0)  # seeds 0 and FAULT_SEED: two of four trials fail
         exp = plan.experiment_dir

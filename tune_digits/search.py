@@ -61,6 +61,7 @@ class SearchPlan:
     gpus_per_trial: float = 0.0
     max_concurrent: int | None = None
     max_failures: int = 2
+    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always checkpointed)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -98,7 +99,7 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
                 output: str | Path = "outputs", storage: str | None = None, search: str = "grid",
                 num_samples: int = 1, scheduler: str = "fifo", cpus_per_trial: float = 1.0,
                 gpus_per_trial: float = 0.0, max_concurrent: int | None = None, max_failures: int = 2,
-                seed_offset: int = 0) -> SearchPlan:
+                checkpoint_every: int = 1, seed_offset: int = 0) -> SearchPlan:
     """Turn a space, a stage and the CLI's overrides into a plan.
 
     `screen` runs every combination at the stage's pairs and seeds; `final` runs only `best` (the screen's
@@ -113,7 +114,8 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
     if scheduler not in SCHEDULERS:
         raise SearchError(f"unknown scheduler '{scheduler}'; use one of {', '.join(SCHEDULERS)}")
     for label, value, low in (("--pairs", pairs, 2), ("--reps", reps, 1), ("--epochs", epochs, 1),
-                              ("--num-samples", num_samples, 1), ("--max-concurrent", max_concurrent, 1)):
+                              ("--num-samples", num_samples, 1), ("--max-concurrent", max_concurrent, 1),
+                              ("--checkpoint-every", checkpoint_every, 1)):
         if value is not None and value < low:
             raise SearchError(f"{label} must be at least {low}, got {value}")
     if cpus_per_trial <= 0:
@@ -157,7 +159,7 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
                       fixed=fixed, grid=grid, output=Path(output).resolve(), storage=storage, search=search,
                       num_samples=num_samples, scheduler=scheduler, metric=metric, cpus_per_trial=cpus_per_trial,
                       gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures,
-                      notes=notes)
+                      checkpoint_every=checkpoint_every, notes=notes)
 
 
 def describe_plan(plan: SearchPlan) -> str:
@@ -172,7 +174,8 @@ def describe_plan(plan: SearchPlan) -> str:
               f"({plan.seeds[0]}..{plan.seeds[-1]})",
               f"trials: {plan.combinations} configuration(s) × {len(plan.seeds)} seed(s) = {plan.num_trials}",
               f"each trial: {plan.cpus_per_trial:g} CPU, {plan.gpus_per_trial:g} GPU; search {plan.search}, "
-              f"scheduler {plan.scheduler}, up to {plan.max_failures} retries per trial"]
+              f"scheduler {plan.scheduler}, up to {plan.max_failures} retries per trial, "
+              f"checkpoint every {plan.checkpoint_every} epoch(s)"]
     lines += [f"note: {n}" for n in plan.notes]
     return "\n".join(lines)
 
@@ -212,8 +215,10 @@ def _epoch_delay() -> None:
         time.sleep(float(delay))
 
 
-def run_trial(config: dict, mnist=None) -> None:
-    """Ray Tune function trainable: one (configuration, seed), checkpointed every epoch."""
+def run_trial(config: dict, mnist=None, checkpoint_every: int = 1) -> None:
+    """Ray Tune function trainable: one (configuration, seed), checkpointed every `checkpoint_every` epochs
+    and at the last. Each checkpoint also makes Tune save the experiment's state (we keep one checkpoint
+    per trial), which is most of Ray's per-epoch overhead on big grids: see BENCHMARKS.md."""
     import torch
     from ray import tune
 
@@ -237,9 +242,12 @@ def run_trial(config: dict, mnist=None) -> None:
     def on_epoch(metrics: dict, state: Callable[[], dict]) -> None:
         _maybe_fail(config, metrics["epoch"])
         metrics = {**metrics, "wall_time": time.time(), "node": node}
-        with tempfile.TemporaryDirectory() as folder:
-            torch.save(state(), Path(folder) / "state.pt")
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        if metrics["epoch"] % checkpoint_every and metrics["epoch"] != cfg.epochs:
+            tune.report(metrics)
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(state(), Path(folder) / "state.pt")
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         _epoch_delay()
 
     fit(cfg, data, device, on_epoch=on_epoch, resume=resume)
@@ -581,7 +589,8 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
         meta["resources"] = {"cpus_per_trial": plan.cpus_per_trial, "gpus_per_trial": plan.gpus_per_trial}
 
         resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
-        trainable = tune.with_resources(tune.with_parameters(run_trial, mnist=mnist), resources)
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.checkpoint_every), resources)
         callbacks = _make_callbacks(plan, meta, progress)
         resumed = bool(previous) and tune.Tuner.can_restore(ray_path)
         if resumed:
