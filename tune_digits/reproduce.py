@@ -17,6 +17,9 @@ from .spaces import apply_overrides, load_space
 PAPER_SPACES = ("linear", "lenet", "resnet", "alexnet")
 # The quick profile: small stages, and a 16-combination corner of ResNet's 300 (with the paper's best in it).
 QUICK_STAGES = {"screen": {"pairs": 300, "reps": 1, "epochs": 5}, "final": {"pairs": 1000, "reps": 2, "epochs": 10}}
+# Each trial checkpoint makes Tune save the whole experiment state; every 5 epochs halves Ray's overhead on
+# the protocol's short trials (BENCHMARKS.md §2), and an interrupted trial loses at most 4 epochs.
+CHECKPOINT_EVERY = 5
 QUICK_GRIDS = {"resnet": {"blocks": [1, 2], "channels": [8, 16], "kernel_size": [3, 7], "dropout": [False]}}
 
 
@@ -41,7 +44,7 @@ def reproduce(output: str | Path = "outputs", spaces=PAPER_SPACES, quick: bool =
                 sizes = QUICK_STAGES[stage] if quick else {}
                 best = best_configuration(output / space.name / "screen", space.name) if stage == "final" else None
                 plan = plan_search(space, stage=stage, best=best, output=output, cpus_per_trial=cpus_per_trial,
-                                   gpus_per_trial=gpus_per_trial, **sizes)
+                                   gpus_per_trial=gpus_per_trial, checkpoint_every=CHECKPOINT_EVERY, **sizes)
                 echo(f"== {space.name} {stage}: {plan.num_trials} trials ({plan.combinations} configuration(s) × "
                      f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs)")
                 outcome = run_search(plan, address=address, data_dir=data_dir, verbose=verbose,
