@@ -32,12 +32,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import BEST as PAPER_BEST, mean_std  # noqa: E402
 
-# The paper's best configurations (SPEC §4), as in benchmarks/quality.py.
-BEST = {
-    "lenet": {"kernel_size": 5, "batch_norm": True, "aux_loss": True, "dropout": False},
-    "resnet": {"batch_norm": True, "dropout": False, "blocks": 2, "channels": 16, "kernel_size": 7},
-}
+BEST = {arch: PAPER_BEST[arch] for arch in ('lenet', 'resnet')}  # the paper's best (benchmarks/common.py)
 VARIANTS = ("fit", "baseline")
 ABLATION = ("baseline-1t", "baseline-1t-cl", "fit-default-threads")
 
@@ -117,8 +114,6 @@ def run_job(arch: str, seed: int, variant: str, pairs: int, epochs: int) -> dict
             "test_digit_error": history[-1]["test_digit_error"]}
 
 
-def mean_std(values):
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def summarise(results: list[dict], archs, variants, seeds) -> list[dict]:

@@ -22,15 +22,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import BEST as PAPER_BEST, mean_std  # noqa: E402
 
-# The paper's best configuration of each net (SPEC §4, bold in its Table I), spelt out so that a change
-# of library defaults cannot silently change what this benchmark measures.
-BEST = {
-    "linear": {"layers": 2, "nodes": 128, "dropout": False},
-    "lenet": {"kernel_size": 5, "batch_norm": True, "aux_loss": True, "dropout": False},
-    "resnet": {"batch_norm": True, "dropout": False, "blocks": 2, "channels": 16, "kernel_size": 7},
-    "alexnet": {},
-}
+BEST = PAPER_BEST  # the paper's best configuration of each net (benchmarks/common.py)
 # Issue 2's quality bar: mean test comparison error (%) over the seeds.
 TARGET = {"linear": 5.5, "lenet": 3.0, "resnet": 3.0, "alexnet": 4.0}
 # Rough cost at 1 thread, used only to start the longest jobs first so the workers finish together.
@@ -69,8 +63,6 @@ def run_one(flat: dict, device: str, data_dir: str | None) -> dict:
     return {"arch": config.arch, "seed": config.seed, "history": history, "wall_s": time.perf_counter() - start}
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def summarise(arch: str, runs: list[dict]) -> dict:
