@@ -63,7 +63,7 @@ def _number_if_numeric(value):
 @main.command()
 def models():
     """List the networks with their options (defaults) and parameter counts."""
-    from .models import count_parameters, create_model, list_models, model_options, train_defaults
+    from .models import count_parameters, create_model, list_models, model_options
 
     from tabulate import tabulate
 
