@@ -150,6 +150,13 @@ class TestLocalRay:
         with pytest.raises(SearchError, match="--require-gpu, but this machine has no GPU"):
             run_search(plan, progress=False, require_gpu=True, echo=lambda _: None)
         assert not plan.experiment_dir.exists()
+        # --restart of a search that is then refused leaves the earlier results where they were.
+        plan.experiment_dir.mkdir(parents=True)
+        (plan.experiment_dir / "search.json").write_text('{"trials": {}}')
+        with pytest.raises(SearchError, match="--require-gpu"):
+            run_search(plan, progress=False, require_gpu=True, restart=True, echo=lambda _: None)
+        assert (plan.experiment_dir / "search.json").read_text() == '{"trials": {}}'
+        assert not (plan.experiment_dir.parent / ".archive").exists()
 
     def test_gpu_asked_none_present_falls_back_to_cpu(self, tmp_path, hang_guard):
         hang_guard(180)  # asking Ray for a GPU no node has would wait forever

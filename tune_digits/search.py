@@ -557,12 +557,6 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
     if previous and not restart and previous.get("fingerprint") != plan.fingerprint():
         raise SearchError(f"{exp_dir} holds a different search (other grid, seeds or fixed values); "
                           f"use --name to start another, or --restart to archive it and start afresh")
-    if restart and exp_dir.exists():
-        archive = exp_dir.parent / ".archive" / f"{plan.name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(exp_dir, archive)
-        notes.append(f"earlier results moved to {archive}")
-        previous = None
     mnist = load_mnist14(data_dir)  # fails here, before Ray starts, on a bad --data-dir
 
     started_ray = _init_ray(address, verbose, num_cpus, num_gpus)
@@ -571,6 +565,13 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
         if note:
             notes.append(note)
             echo(f"note: {note}")
+        if restart and exp_dir.exists():
+            # Only now that the search can start: a refused search leaves the earlier results in place.
+            archive = exp_dir.parent / ".archive" / f"{plan.name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(exp_dir, archive)
+            notes.append(f"earlier results moved to {archive}")
+            previous = None
         if plan.storage:
             storage_path, exp_name = plan.storage, f"{plan.space.name}-{plan.name}"
         else:
