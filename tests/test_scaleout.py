@@ -79,7 +79,8 @@ class TestTwoNodeCluster:
         assert len(by_status["ERROR"]) == 1 and len(by_status["TERMINATED"]) == 3
         failed, failed_entry = by_status["ERROR"][0]
         assert failed_entry["config"]["seed"] == FAULT_SEED and "injected fault" in failed_entry["error"]
-        retried = [e for _, e in by_status["TERMINATED"] if "retrying after" in e.get("error", "")]
+        retried = [e for _, e in by_status["TERMINATED"] if "retrying after" in e.get("recovered_from", "")]
+        assert not any(e.get("error") for _, e in by_status["TERMINATED"])  # a finished trial has no error
         assert len(retried) == 1 and retried[0]["config"]["seed"] == FAULT_SEED
         rows = read_trial_rows(exp)
         assert [r["epoch"] for r in rows[failed]] == [1]  # it reported epoch 1, then crashed in epoch 2
@@ -133,7 +134,7 @@ class TestTwoNodeCluster:
             assert rows[t] == before
         # The trials it was running were retried and finished on the head; nothing ran on it after its loss.
         for t in removed["running"]:
-            assert rows[t][-1]["node"] == head and "retrying after" in meta["trials"][t].get("error", ""), t
+            assert rows[t][-1]["node"] == head and "retrying after" in meta["trials"][t].get("recovered_from", ""), t
         late = [r for rs in rows.values() for r in rs if r["wall_time"] > removed["time"] + 0.5]
         assert late and all(r["node"] == head for r in late)
         # Spread: both nodes ran trials; 1 GPU per node / 0.25 per trial allows 4 at once on a node and more

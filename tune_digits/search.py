@@ -317,6 +317,9 @@ def _make_callbacks(plan: SearchPlan, meta: dict, progress: bool):
             self.last_epoch[trial.trial_id] = epoch
 
         def on_trial_complete(self, iteration, trials, trial, **info):
+            entry = meta["trials"].get(trial.trial_id, {})
+            if entry.get("error"):  # it failed before and a retry finished it: history, not an error
+                entry["recovered_from"] = entry.pop("error")
             self._status(trial, "TERMINATED")
 
         def on_trial_error(self, iteration, trials, trial, **info):
