@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -240,6 +241,19 @@ class TestLocalRay:
         assert {torch.load(p, weights_only=False)["epoch"] for p in saved} == {3}
         # Tune numbers a trial's checkpoints 0, 1, …: two per trial, not three.
         assert {p.parent.name for p in saved} == {"checkpoint_000001"}
+
+    def test_results_without_a_ray_folder_are_never_overwritten(self, tmp_path):
+        """A result set committed to git has search.json and epochs.csv but no ray/ folder: a rerun under
+        the same name refuses instead of replacing the results."""
+        plan = make_plan(tmp_path, reps=1, epochs=1)
+        run_search(plan, progress=False, echo=lambda _: None)
+        exp = plan.experiment_dir
+        shutil.rmtree(exp / "ray")
+        shutil.rmtree(exp / "trials")
+        before = snapshot(exp)
+        with pytest.raises(SearchError, match="holds results but no Ray experiment to resume"):
+            run_search(make_plan(tmp_path, reps=1, epochs=1), progress=False, echo=lambda _: None)
+        assert snapshot(exp) == before
 
     def test_errored_trials_resume_and_restart_archives(self, tmp_path, faults, trial_rows):
         plan = make_plan(tmp_path, max_failures=0)  # seeds 0 and FAULT_SEED: two of four trials fail

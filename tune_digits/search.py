@@ -597,6 +597,11 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
             tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.checkpoint_every), resources)
         callbacks = _make_callbacks(plan, meta, progress)
         resumed = bool(previous) and tune.Tuner.can_restore(ray_path)
+        if previous and not resumed and _has_results(exp_dir):
+            # Results without Ray's experiment folder (e.g. a result set committed to git): rerunning would
+            # replace them trial by trial, so refuse rather than overwrite.
+            raise SearchError(f"{exp_dir} holds results but no Ray experiment to resume ({ray_path}); "
+                              f"use --name to start another, or --restart to archive them and start afresh")
         if resumed:
             echo(f"resuming {exp_dir} (finished trials are kept, unfinished ones continue from their checkpoint)")
             tuner = tune.Tuner.restore(ray_path, trainable, resume_errored=True)
@@ -650,6 +655,10 @@ def _scheduler(plan: SearchPlan):
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(time_attr="epoch", max_t=plan.epochs, grace_period=max(1, plan.epochs // 5))
+
+
+def _has_results(exp_dir: Path) -> bool:
+    return (exp_dir / "epochs.csv").exists() or any((exp_dir / "trials").glob("*.csv"))
 
 
 def _read_meta(path: Path) -> dict | None:
