@@ -32,7 +32,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import BEST as PAPER_BEST, mean_std  # noqa: E402
+from common import BEST as PAPER_BEST, mean_std, parse_archs  # noqa: E402
 
 BEST = {arch: PAPER_BEST[arch] for arch in ('lenet', 'resnet')}  # the paper's best (benchmarks/common.py)
 VARIANTS = ("fit", "baseline")
@@ -176,10 +176,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
-    unknown = [a for a in archs if a not in BEST]
-    if unknown:
-        print(f"error: unknown net {', '.join(unknown)}; known: {', '.join(BEST)}", file=sys.stderr)
+    archs = parse_archs(args.archs, BEST)
+    if archs is None:
         return 1
     variants = list(VARIANTS) + (list(ABLATION) if args.ablation else [])
     if args.variants:

@@ -18,3 +18,13 @@ BEST = {arch: dict(load_space(arch).best) for arch in ("linear", "lenet", "resne
 def mean_std(values) -> tuple[float, float]:
     values = list(values)
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def parse_archs(text: str, known) -> list[str] | None:
+    """`lenet,resnet` → the nets, or None after one error line when a name is not in `known`."""
+    archs = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = [a for a in archs if a not in known]
+    if unknown:
+        print(f"error: unknown net {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+        return None
+    return archs

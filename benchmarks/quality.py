@@ -22,7 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import BEST as PAPER_BEST, mean_std  # noqa: E402
+from common import BEST as PAPER_BEST, mean_std, parse_archs  # noqa: E402
 
 BEST = PAPER_BEST  # the paper's best configuration of each net (benchmarks/common.py)
 # Issue 2's quality bar: mean test comparison error (%) over the seeds.
@@ -142,10 +142,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from tune_digits.errors import UserError
 
-    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
-    unknown = [a for a in archs if a not in BEST]
-    if unknown:
-        print(f"error: unknown net {', '.join(unknown)}; known: {', '.join(BEST)}", file=sys.stderr)
+    archs = parse_archs(args.archs, BEST)
+    if archs is None:
         return 1
     settings = parse_settings(args.settings)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
