@@ -9,6 +9,7 @@ import shutil
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -88,16 +89,23 @@ def test_plan_rejects_bad_values(tmp_path, kw, words):
 # allows some), and a short sleep after each epoch so a search lasts long enough to be interrupted.
 
 
-@pytest.fixture(scope="class")
-def local_ray(ray_tmpdir, faults):
+@contextmanager
+def local_ray_session(num_cpus: int, num_gpus: int, env: dict):
+    """A fresh local Ray (never one someone else started), shut down whatever happens."""
     import ray
 
-    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": faults.env(delay=0.2)})
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": env})
     try:
         yield
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="class")
+def local_ray(ray_tmpdir, faults):
+    with local_ray_session(2, 0, faults.env(delay=0.2)):
+        yield
 
 
 @pytest.mark.usefixtures("local_ray")
@@ -303,16 +311,10 @@ class TestLocalRay:
 
 @pytest.fixture(scope="class")
 def fake_gpu_ray(ray_tmpdir, faults):
-    import ray
-
     faults.allow(0)
     # 4 logical CPUs on any machine; trials ask for 0.5 CPU each, so only the GPU share limits them.
-    ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": faults.env(delay=2.5)})
-    try:
+    with local_ray_session(4, 1, faults.env(delay=2.5)):
         yield
-    finally:
-        ray.shutdown()
 
 
 @pytest.mark.usefixtures("fake_gpu_ray")
