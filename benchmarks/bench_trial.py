@@ -76,7 +76,7 @@ def peer_loop(config, data, threads: int | None, channels_last: bool) -> list[di
         total = 0.0
         for xb, cb, yb in loader:
             out = model(xb)
-            loss = _loss(model, out, cb, yb, config)
+            loss = _loss(out, cb, yb, config)
             opt.zero_grad()
             loss.backward()
             opt.step()

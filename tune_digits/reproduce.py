@@ -29,11 +29,11 @@ def reproduce(output: str | Path = "outputs", spaces=PAPER_SPACES, quick: bool =
               echo: Callable[[str], None] = print) -> list[SearchOutcome]:
     import ray
 
-    from .search import _init_ray
+    from .search import init_ray
 
     output = Path(output)
     started = time.monotonic()
-    started_ray = _init_ray(address, verbose, num_cpus, None)
+    started_ray = init_ray(address, verbose, num_cpus, None)
     outcomes = []
     try:
         for name in spaces:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -257,6 +258,14 @@ def run_trial(config: dict, mnist=None, checkpoint_every: int = 1) -> None:
 # Driver-side callbacks: the tidy tables, search.json and the progress line
 
 
+def _write_csv(path: Path, fields, rows) -> None:
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_write(path, text.getvalue())
+
+
 def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -415,11 +424,7 @@ def _truncate_rows(path: Path, first_epoch: int) -> None:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, [r for r in reader if int(r["epoch"]) < first_epoch]
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, newline="", suffix=".tmp") as tmp:
-        writer = csv.DictWriter(tmp, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp.name, path)
+    _write_csv(path, fields, rows)
 
 
 def write_epochs_csv(experiment_dir: Path) -> Path | None:
@@ -437,11 +442,7 @@ def write_epochs_csv(experiment_dir: Path) -> Path | None:
         return None
     rows.sort(key=lambda r: (r["trial_id"], int(r["epoch"])))
     out = experiment_dir / "epochs.csv"
-    with tempfile.NamedTemporaryFile("w", dir=experiment_dir, delete=False, newline="", suffix=".tmp") as tmp:
-        writer = csv.DictWriter(tmp, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp.name, out)
+    _write_csv(out, fields, rows)
     return out
 
 
@@ -479,7 +480,7 @@ def _param_space(plan: SearchPlan) -> dict:
     return space
 
 
-def _init_ray(address: str | None, verbose: bool, num_cpus: int | None, num_gpus: int | None):
+def init_ray(address: str | None, verbose: bool, num_cpus: int | None, num_gpus: int | None):
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -562,7 +563,7 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
                           f"use --name to start another, or --restart to archive it and start afresh")
     mnist = load_mnist14(data_dir)  # fails here, before Ray starts, on a bad --data-dir
 
-    started_ray = _init_ray(address, verbose, num_cpus, num_gpus)
+    started_ray = init_ray(address, verbose, num_cpus, num_gpus)
     try:
         note = check_gpus(plan, require_gpu, address)
         if note:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .errors import UserError
 from .data import PairSet, compare_target, generate_pair_sets
-from .models import STRATEGIES, create_model, list_models, model_options, train_defaults
+from .models import create_model, list_models, model_options, train_defaults
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -88,7 +88,6 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
-            (self.options.get("strategy", "digits") in STRATEGIES, f"strategy must be one of {list(STRATEGIES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -107,9 +106,6 @@ class TrainConfig:
     def from_flat(cls, flat: dict) -> "TrainConfig":
         """Rebuild from the flat dict used at the Ray boundary: training fields plus model options."""
         flat = dict(flat)
-        arch = flat.get("arch", cls.arch)
-        if arch not in list_models():
-            raise ConfigError(f"unknown architecture '{arch}'; known: {', '.join(list_models())}")
         train = {k: flat.pop(k) for k in list(flat) if k in _FIELDS}
         return cls(**train, options=flat)
 
@@ -184,7 +180,7 @@ def random_shift(x: torch.Tensor, pixels: float, generator: torch.Generator) -> 
     return shifted.reshape(b, 2, 14, 14)
 
 
-def _loss(model, out, classes, target, config: TrainConfig) -> torch.Tensor:
+def _loss(out, classes, target, config: TrainConfig) -> torch.Tensor:
     digit_loss = F.cross_entropy(out.digits.reshape(-1, 10), classes.reshape(-1)) if out.digits is not None else 0
     if out.compare is not None:
         loss = F.binary_cross_entropy_with_logits(out.compare, target.float()) + config.aux_weight * digit_loss
@@ -277,7 +273,7 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
             if config.shift:
                 xb = random_shift(xb, config.shift, shuffle)
             out = model(xb)
-            loss = _loss(model, out, c[idx], y[idx], config)
+            loss = _loss(out, c[idx], y[idx], config)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
