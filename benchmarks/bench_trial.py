@@ -53,7 +53,7 @@ def peer_loop(config, data, threads: int | None, channels_last: bool) -> list[di
     model = create_model(config.arch, **config.model_kwargs())
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt, sched = build_optimizer(model, config)
+    opt, sched = build_optimizer(model.parameters(), config)
     train_ds = TensorDataset(data.train_input, data.train_classes, data.train_target)
     test_ds = TensorDataset(data.test_input, data.test_classes, data.test_target)
     loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True,

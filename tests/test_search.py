@@ -69,7 +69,20 @@ def test_plan_counts_trials_and_describes_itself(tmp_path):
     assert make_plan(tmp_path, "lenet", LENET_TWO, epochs=3).fingerprint() != plan.fingerprint()
 
 
+def test_plan_groups_seeds_into_trials(tmp_path):
+    plan = make_plan(tmp_path, "lenet", LENET_TWO, reps=3, seeds_per_trial=2)
+    assert plan.seed_groups == [[0, 1], [2]]
+    assert (plan.num_runs, plan.num_trials) == (6, 4)
+    assert "= 6 runs in 4 trials of up to 2 seeds" in describe_plan(plan)
+    assert make_plan(tmp_path, "lenet", LENET_TWO, reps=3).fingerprint() != plan.fingerprint()
+    vectorized = make_plan(tmp_path, "lenet", LENET_TWO, reps=3, seeds_per_trial=9, vectorize=True)
+    assert vectorized.seed_groups == [[0, 1, 2]] and "(vectorized)" in describe_plan(vectorized)
+
+
 @pytest.mark.parametrize("kw, words", [
+    ({"seeds_per_trial": 0}, "--seeds-per-trial must be at least 1"),
+    ({"vectorize": True}, "--vectorize trains the seeds of a trial as one model"),
+    ({"search": "random", "reps": 3, "seeds_per_trial": 2}, "--seeds-per-trial must be 1 or all 3 seeds"),
     ({"pairs": 0}, "--pairs must be at least 2"),
     ({"reps": 0}, "--reps must be at least 1"),
     ({"epochs": 0}, "--epochs must be at least 1"),
@@ -153,6 +166,50 @@ class TestLocalRay:
         from tune_digits.report import top_configurations
 
         assert "kernel_size" in top_configurations(exp, "lenet")
+
+    def test_grouped_trials_write_what_one_seed_per_trial_writes(self, tmp_path, trial_rows):
+        """--seeds-per-trial 2: half the Ray trials, each seed's rows identical to its own trial's."""
+        def by_run(exp):
+            rows = [r for rs in trial_rows(exp).values() for r in rs]
+            return {(r["kernel_size"], r["seed"], r["epoch"]): untimed([r])[0] | {"trial_id": None} for r in rows}
+
+        single = make_plan(tmp_path, "lenet", LENET_TWO, name="single")
+        grouped = make_plan(tmp_path, "lenet", LENET_TWO, name="grouped", seeds_per_trial=2)
+        run_search(single, progress=False, echo=lambda _: None)
+        outcome = run_search(grouped, progress=False, echo=lambda _: None)
+        assert (outcome.trials, outcome.finished, outcome.failed) == (2, 2, 0)
+        rows = trial_rows(grouped.experiment_dir)
+        assert len(rows) == 2 and all(len(r) == 2 * 2 for r in rows.values())  # 2 seeds × 2 epochs each
+        assert by_run(grouped.experiment_dir) == by_run(single.experiment_dir)
+        meta = json.loads((grouped.experiment_dir / "search.json").read_text())
+        assert meta["seeds_per_trial"] == 2 and meta["num_trials"] == 2
+        assert all(e["config"]["seeds"] == [0, 1] for e in meta["trials"].values())
+
+        from tune_digits.report import top_configurations
+
+        assert " 2 " in top_configurations(grouped.experiment_dir, "lenet")  # n = 2 seeds per configuration
+
+    def test_vectorized_grouped_trial_resumes_after_a_crash(self, tmp_path, faults, trial_rows):
+        """A vectorized trial holding FAULT_SEED crashes in epoch 2 and is retried from its epoch-1 checkpoint:
+        every seed ends with each epoch once, with the numbers of a run that never crashed."""
+        def runs(exp):
+            out = {}
+            for r in (r for rs in trial_rows(exp).values() for r in rs):
+                out.setdefault((r["nodes"], r["seed"]), []).append(r)
+            return out
+
+        clean = make_plan(tmp_path, reps=2, seeds_per_trial=2, vectorize=True, name="clean")
+        run_search(clean, progress=False, echo=lambda _: None)
+        plan = make_plan(tmp_path, reps=2, seeds_per_trial=2, vectorize=True, max_failures=1)
+        faults.allow(1)
+        outcome = run_search(plan, progress=False, echo=lambda _: None)
+        assert faults.spent() == 1 and (outcome.finished, outcome.failed) == (2, 0)
+        crashed, expected = runs(plan.experiment_dir), runs(clean.experiment_dir)
+        assert sorted(crashed) == sorted(expected) and len(crashed) == 4
+        for key, rows in crashed.items():
+            assert [r["epoch"] for r in rows] == [1, 2], key
+            assert [{**r, "trial_id": 0} for r in untimed(rows)] == \
+                [{**r, "trial_id": 0} for r in untimed(expected[key])], key
 
     def test_require_gpu_without_one_is_a_clear_error(self, tmp_path):
         plan = make_plan(tmp_path, gpus_per_trial=0.25)
@@ -360,6 +417,8 @@ BAD = [
     (["lenet", "--reps", "0"], "--reps must be at least 1"),
     (["lenet", "--gpus-per-trial", "-1"], "--gpus-per-trial must be a fraction in (0, 1] or a whole number, got -1"),
     (["lenet", "--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
+    (["lenet", "--vectorize"], "--vectorize trains the seeds of a trial as one model"),
+    (["lenet", "--seeds-per-trial", "0"], "--seeds-per-trial must be at least 1"),
 ]
 
 

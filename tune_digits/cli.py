@@ -178,6 +178,12 @@ def spaces():
 @click.option("--checkpoint-every", type=int, default=1, show_default=True,
               help="Epochs between trial checkpoints: an interrupted trial resumes from its last one. Fewer "
                    "checkpoints cut Ray's overhead on big grids.")
+@click.option("--seeds-per-trial", type=int, default=1, show_default=True,
+              help="Train this many seeds of a configuration in one trial, epoch by epoch in turn (same metrics as "
+                   "one seed per trial, less Ray overhead per run). Use on grids of short trials.")
+@click.option("--vectorize", is_flag=True,
+              help="Train the seeds of a trial as one batched model (torch.func.vmap); needs --seeds-per-trial 2+. "
+                   "Dropout masks and float rounding differ from one seed per trial. See BENCHMARKS.md for when it pays.")
 @click.option("--search", "searcher", type=click.Choice(["grid", "random", "optuna"]), default="grid", show_default=True,
               help="grid: every combination. random / optuna (Bayesian, needs the optuna extra): NUM_SAMPLES draws.")
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Samples for random/optuna searches.")
@@ -189,8 +195,8 @@ def spaces():
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
 def search(arch, stage, pairs, reps, epochs, settings, name, output, storage, address, cpus_per_trial,
-           gpus_per_trial, require_gpu, max_concurrent, max_failures, checkpoint_every, searcher, num_samples,
-           scheduler, restart, dry_run, num_cpus, data_dir, verbose):
+           gpus_per_trial, require_gpu, max_concurrent, max_failures, checkpoint_every, seeds_per_trial, vectorize,
+           searcher, num_samples, scheduler, restart, dry_run, num_cpus, data_dir, verbose):
     """Run the Ray Tune grid of search space ARCH (a name in search_spaces/, or a path to a YAML file).
 
     Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`;
@@ -215,7 +221,8 @@ def search(arch, stage, pairs, reps, epochs, settings, name, output, storage, ad
     plan = plan_search(space, stage=stage, name=name, pairs=pairs, reps=reps, epochs=epochs, best=best,
                        output=output, storage=storage, search=searcher, num_samples=num_samples,
                        scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                       max_concurrent=max_concurrent, max_failures=max_failures, checkpoint_every=checkpoint_every)
+                       max_concurrent=max_concurrent, max_failures=max_failures, checkpoint_every=checkpoint_every,
+                       seeds_per_trial=seeds_per_trial, vectorize=vectorize)
     click.echo(describe_plan(plan))
     if dry_run:
         return

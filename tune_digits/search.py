@@ -29,7 +29,7 @@ from .train import METRICS, TrainConfig
 # and on the cluster: how many trials overlapped, which ones a lost node moved (outputs/README.md).
 ROW_HEAD = ("trial_id", "seed", "epoch", *METRICS, "time_s", "wall_time", "node")
 # Config keys that are the search's own bookkeeping, not a setting of the study.
-NOT_CONFIG = {"seed", "threads"}
+NOT_CONFIG = {"seed", "seeds", "threads"}
 FAULT_ENV = "TUNE_DIGITS_FAULT"  # fault injection for the fault-tolerance tests: see _maybe_fail
 DELAY_ENV = "TUNE_DIGITS_EPOCH_DELAY"  # seconds to sleep after each epoch, so tests can watch trials overlap
 SEARCHERS = ("grid", "random", "optuna")
@@ -63,6 +63,8 @@ class SearchPlan:
     max_concurrent: int | None = None
     max_failures: int = 2
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always checkpointed)
+    seeds_per_trial: int = 1  # > 1: one trial trains that many seeds of a configuration (fit_replicas)
+    vectorize: bool = False  # ... as one batched model
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -80,8 +82,20 @@ class SearchPlan:
         return per_sample * self.num_samples
 
     @property
-    def num_trials(self) -> int:
+    def seed_groups(self) -> list[list[int]]:
+        """The seeds each trial of a configuration trains: one each, or `seeds_per_trial` together."""
+        k = self.seeds_per_trial
+        return [self.seeds[i:i + k] for i in range(0, len(self.seeds), k)]
+
+    @property
+    def num_runs(self) -> int:
+        """Repetitions: configurations × seeds."""
         return self.combinations * len(self.seeds)
+
+    @property
+    def num_trials(self) -> int:
+        """Ray trials: configurations × seed groups."""
+        return self.combinations * len(self.seed_groups)
 
     def trial_base(self) -> dict:
         threads = max(1, int(self.cpus_per_trial))
@@ -92,6 +106,8 @@ class SearchPlan:
         key = {"fixed": self.trial_base(), "grid": self.grid, "seeds": self.seeds, "search": self.search,
                "num_samples": self.num_samples, "scheduler": self.scheduler}
         key["fixed"].pop("threads")
+        if self.seeds_per_trial > 1:  # other trials, so no resuming across a change (absent by default)
+            key.update(seeds_per_trial=self.seeds_per_trial, vectorize=self.vectorize)
         return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -100,7 +116,8 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
                 output: str | Path = "outputs", storage: str | None = None, search: str = "grid",
                 num_samples: int = 1, scheduler: str = "fifo", cpus_per_trial: float = 1.0,
                 gpus_per_trial: float = 0.0, max_concurrent: int | None = None, max_failures: int = 2,
-                checkpoint_every: int = 1, seed_offset: int = 0) -> SearchPlan:
+                checkpoint_every: int = 1, seed_offset: int = 0, seeds_per_trial: int = 1,
+                vectorize: bool = False) -> SearchPlan:
     """Turn a space, a stage and the CLI's overrides into a plan.
 
     `screen` runs every combination at the stage's pairs and seeds; `final` runs only `best` (the screen's
@@ -116,7 +133,7 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
         raise SearchError(f"unknown scheduler '{scheduler}'; use one of {', '.join(SCHEDULERS)}")
     for label, value, low in (("--pairs", pairs, 2), ("--reps", reps, 1), ("--epochs", epochs, 1),
                               ("--num-samples", num_samples, 1), ("--max-concurrent", max_concurrent, 1),
-                              ("--checkpoint-every", checkpoint_every, 1)):
+                              ("--checkpoint-every", checkpoint_every, 1), ("--seeds-per-trial", seeds_per_trial, 1)):
         if value is not None and value < low:
             raise SearchError(f"{label} must be at least {low}, got {value}")
     if cpus_per_trial <= 0:
@@ -150,6 +167,13 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
         notes.append("ASHA stops trials on test_error: set val_fraction (e.g. --set val_fraction=0.2) "
                      "so early stopping never looks at the test set")
     metric = "val_error" if fixed.get("val_fraction") else "test_error"
+    seeds_per_trial = min(seeds_per_trial, n_seeds)
+    if vectorize and seeds_per_trial < 2:
+        raise SearchError("--vectorize trains the seeds of a trial as one model: give --seeds-per-trial 2 or more "
+                          f"(this search has {n_seeds} seed(s))")
+    if search != "grid" and seeds_per_trial not in (1, n_seeds):
+        raise SearchError(f"--search {search} samples each configuration once: --seeds-per-trial must be 1 or "
+                          f"all {n_seeds} seeds")
     # Check one full trial config before anything runs (values were checked axis by axis on load).
     try:
         TrainConfig.from_flat({**fixed, "arch": space.arch, "pairs": pairs, "epochs": epochs})
@@ -160,7 +184,8 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
                       fixed=fixed, grid=grid, output=Path(output).resolve(), storage=storage, search=search,
                       num_samples=num_samples, scheduler=scheduler, metric=metric, cpus_per_trial=cpus_per_trial,
                       gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures,
-                      checkpoint_every=checkpoint_every, notes=notes)
+                      checkpoint_every=checkpoint_every, seeds_per_trial=seeds_per_trial, vectorize=vectorize,
+                      notes=notes)
 
 
 def describe_plan(plan: SearchPlan) -> str:
@@ -173,7 +198,9 @@ def describe_plan(plan: SearchPlan) -> str:
         lines.append(f"  fixed {key}: {value}")
     lines += [f"  pairs: {plan.pairs}   epochs: {plan.epochs}   seeds: {len(plan.seeds)} "
               f"({plan.seeds[0]}..{plan.seeds[-1]})",
-              f"trials: {plan.combinations} configuration(s) × {len(plan.seeds)} seed(s) = {plan.num_trials}",
+              f"trials: {plan.combinations} configuration(s) × {len(plan.seeds)} seed(s) = {plan.num_runs}"
+              + (f" runs in {plan.num_trials} trials of up to {plan.seeds_per_trial} seeds"
+                 + (" (vectorized)" if plan.vectorize else "") if plan.seeds_per_trial > 1 else ""),
               f"each trial: {plan.cpus_per_trial:g} CPU, {plan.gpus_per_trial:g} GPU; search {plan.search}, "
               f"scheduler {plan.scheduler}, up to {plan.max_failures} retries per trial, "
               f"checkpoint every {plan.checkpoint_every} epoch(s)"]
@@ -194,7 +221,7 @@ def _maybe_fail(config: dict, epoch: int) -> None:
     if not spec:
         return
     opts = dict(item.split("=", 1) for item in spec.split(","))
-    if int(opts["seed"]) != config["seed"] or int(opts["epoch"]) != epoch:
+    if int(opts["seed"]) not in config.get("seeds", [config.get("seed")]) or int(opts["epoch"]) != epoch:
         return
     times = int(opts.get("times", 1))
     marker = Path(opts["marker"])
@@ -205,7 +232,7 @@ def _maybe_fail(config: dict, epoch: int) -> None:
                 os.close(os.open(marker / f"fail-{slot}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             except FileExistsError:
                 continue  # this crash already happened
-        raise RuntimeError(f"injected fault (seed {config['seed']}, epoch {epoch})")
+        raise RuntimeError(f"injected fault (seed {opts['seed']}, epoch {epoch})")
 
 
 def _epoch_delay() -> None:
@@ -216,22 +243,30 @@ def _epoch_delay() -> None:
         time.sleep(float(delay))
 
 
-def run_trial(config: dict, mnist=None, checkpoint_every: int = 1) -> None:
-    """Ray Tune function trainable: one (configuration, seed), checkpointed every `checkpoint_every` epochs
-    and at the last. Each checkpoint also makes Tune save the experiment's state (we keep one checkpoint
-    per trial), which is most of Ray's per-epoch overhead on big grids: see BENCHMARKS.md."""
+def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bool = False) -> None:
+    """Ray Tune function trainable: one (configuration, seed), or with `seeds` in the config one configuration
+    and several seeds (`fit_replicas`), checkpointed every `checkpoint_every` epochs and at the last. Each
+    checkpoint also makes Tune save the experiment's state (we keep one checkpoint per trial), which is most
+    of Ray's per-epoch overhead on big grids: see BENCHMARKS.md.
+
+    A grouped trial reports the mean over its seeds under the usual metric names (what schedulers and
+    searchers see) and each seed's own metrics under `replicas`, which the ResultWriter turns into rows."""
     import torch
     from ray import tune
 
     import ray
 
     from .data import generate_pair_sets
-    from .train import fit
+    from .train import fit, fit_replicas
 
-    cfg = TrainConfig.from_flat(config)
+    seeds = config.get("seeds")
+    flat = {k: v for k, v in config.items() if k != "seeds"}
+    configs = [TrainConfig.from_flat({**flat, "seed": seed}) for seed in seeds] if seeds \
+        else [TrainConfig.from_flat(flat)]
+    epochs = configs[0].epochs
     # A fractional GPU from Ray is only used when torch can see one (fake GPUs in tests cannot).
     device = torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
-    data = generate_pair_sets(cfg.pairs, cfg.seed, n_test=cfg.test_pairs, mnist=mnist)
+    datas = [generate_pair_sets(c.pairs, c.seed, n_test=c.test_pairs, mnist=mnist) for c in configs]
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -240,18 +275,35 @@ def run_trial(config: dict, mnist=None, checkpoint_every: int = 1) -> None:
 
     node = ray.get_runtime_context().get_node_id()
 
-    def on_epoch(metrics: dict, state: Callable[[], dict]) -> None:
-        _maybe_fail(config, metrics["epoch"])
-        metrics = {**metrics, "wall_time": time.time(), "node": node}
-        if metrics["epoch"] % checkpoint_every and metrics["epoch"] != cfg.epochs:
-            tune.report(metrics)
+    def on_epoch(metrics, state: Callable[[], dict]) -> None:
+        epoch = metrics[0]["epoch"] if seeds else metrics["epoch"]
+        _maybe_fail(config, epoch)
+        extra = {"wall_time": time.time(), "node": node}
+        if seeds:
+            report = {**_mean_metrics(metrics), **extra,
+                      "replicas": {str(c.seed): m for c, m in zip(configs, metrics)}}
+        else:
+            report = {**metrics, **extra}
+        if epoch % checkpoint_every and epoch != epochs:
+            tune.report(report)
         else:
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(state(), Path(folder) / "state.pt")
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
         _epoch_delay()
 
-    fit(cfg, data, device, on_epoch=on_epoch, resume=resume)
+    if seeds:
+        fit_replicas(configs, datas, device, on_epoch=on_epoch, resume=resume, vectorize=vectorize)
+    else:
+        fit(configs[0], datas[0], device, on_epoch=on_epoch, resume=resume)
+
+
+def _mean_metrics(metrics: list[dict]) -> dict:
+    out = {}
+    for key in metrics[0]:
+        values = [m[key] for m in metrics]
+        out[key] = values[0] if key == "epoch" else sum(values) / len(values)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -306,8 +358,13 @@ def _make_callbacks(plan: SearchPlan, meta: dict, progress: bool):
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             config = {k: v for k, v in trial.config.items() if k not in NOT_CONFIG}
-            row = {"trial_id": trial.trial_id, "seed": trial.config["seed"],
-                   **{k: _cell(result.get(k)) for k in ROW_HEAD[2:]}, **config}
+            shared = {"wall_time": result.get("wall_time"), "node": result.get("node")}
+            if "seeds" in trial.config:  # a grouped trial: one row per seed, its own metrics
+                per_seed = [(int(seed), {**shared, **metrics}) for seed, metrics in _replicas(result).items()]
+            else:
+                per_seed = [(trial.config["seed"], result)]
+            rows = [{"trial_id": trial.trial_id, "seed": seed,
+                     **{k: _cell(metrics.get(k)) for k in ROW_HEAD[2:]}, **config} for seed, metrics in per_seed]
             path = self.dir / "trials" / f"{trial.trial_id}.csv"
             epoch = int(result["epoch"])
             last = self.last_epoch.get(trial.trial_id)
@@ -319,10 +376,10 @@ def _make_callbacks(plan: SearchPlan, meta: dict, progress: bool):
                 _truncate_rows(path, epoch)
             new = not path.exists()
             with path.open("a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(row))
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                 if new:
                     writer.writeheader()
-                writer.writerow(row)
+                writer.writerows(rows)
             self.last_epoch[trial.trial_id] = epoch
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -346,7 +403,7 @@ def _make_callbacks(plan: SearchPlan, meta: dict, progress: bool):
         """One line of progress: trials done/total, running, failed, epochs and an ETA."""
 
         def __init__(self):
-            self.total_epochs = plan.num_trials * plan.epochs
+            self.total_epochs = plan.num_runs * plan.epochs
             self.epochs_done: dict[str, int] = {}
             self.tty = sys.stderr.isatty()
             self.last_print = 0.0
@@ -355,7 +412,7 @@ def _make_callbacks(plan: SearchPlan, meta: dict, progress: bool):
             self.start = time.monotonic()
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            self.epochs_done[trial.trial_id] = int(result["epoch"])
+            self.epochs_done[trial.trial_id] = int(result["epoch"]) * len(trial.config.get("seeds", [0]))
 
         def on_step_end(self, iteration, trials, **info):
             now = time.monotonic()
@@ -390,6 +447,18 @@ def _make_callbacks(plan: SearchPlan, meta: dict, progress: bool):
     if progress:
         callbacks.append(Progress())
     return callbacks
+
+
+def _replicas(result: dict) -> dict:
+    """{seed: metrics} of a grouped trial's result, nested as reported or flattened by Tune ("replicas/0/...")."""
+    if isinstance(result.get("replicas"), dict):
+        return result["replicas"]
+    out: dict = {}
+    for key, value in result.items():
+        if key.startswith("replicas/"):
+            _, seed, metric = key.split("/", 2)
+            out.setdefault(seed, {})[metric] = value
+    return out
 
 
 def _cell(value):
@@ -473,7 +542,10 @@ def _param_space(plan: SearchPlan) -> dict:
                 }[kind]()
 
     space = {**plan.trial_base(), **{k: axis(v) for k, v in plan.grid.items()}}
-    if plan.search == "grid" or len(plan.seeds) > 1:
+    if plan.seeds_per_trial > 1:
+        groups = plan.seed_groups
+        space["seeds"] = tune.grid_search(groups) if len(groups) > 1 else groups[0]
+    elif plan.search == "grid" or len(plan.seeds) > 1:
         space["seed"] = tune.grid_search(plan.seeds) if plan.search == "grid" else tune.choice(plan.seeds)
     else:
         space["seed"] = plan.seeds[0]
@@ -586,7 +658,8 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
             "arch": plan.space.name, "network": plan.arch, "name": plan.name, "stage": plan.stage,
             "space_file": str(plan.space.path), "axes": list(plan.grid),
             "fixed": {**{k: v for k, v in plan.trial_base().items() if k != "threads"}},
-            "grid": plan.grid, "seeds": plan.seeds, "num_trials": plan.num_trials, "search": plan.search,
+            "grid": plan.grid, "seeds": plan.seeds, "seeds_per_trial": plan.seeds_per_trial,
+            "vectorize": plan.vectorize, "num_trials": plan.num_trials, "search": plan.search,
             "scheduler": plan.scheduler, "fingerprint": plan.fingerprint(), "trials": {},
             "command": command, "versions": _versions(), "ray_path": ray_path, "started": _utc_now(),
         }
@@ -595,7 +668,8 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
 
         resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.checkpoint_every), resources)
+            tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.checkpoint_every,
+                                 vectorize=plan.vectorize), resources)
         callbacks = _make_callbacks(plan, meta, progress)
         resumed = bool(previous) and tune.Tuner.can_restore(ray_path)
         if previous and not resumed and _has_results(exp_dir):
@@ -626,7 +700,7 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
         for trial_id, entry in meta["trials"].items():
             if entry.get("status") == "ERROR":  # failed after its retries: say which and why
                 config = entry.get("config") or {}
-                what = ", ".join(f"{k}={config[k]}" for k in [*plan.grid, "seed"] if k in config)
+                what = ", ".join(f"{k}={config[k]}" for k in [*plan.grid, "seed", "seeds"] if k in config)
                 echo(f"failed: trial {trial_id} ({what}): {entry.get('error', 'unknown error')}")
         statuses = [t.get("status") for t in meta["trials"].values()]
         finished = statuses.count("TERMINATED")

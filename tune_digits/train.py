@@ -191,11 +191,12 @@ def _loss(out, classes, target, config: TrainConfig) -> torch.Tensor:
     return loss
 
 
-def build_optimizer(model, config: TrainConfig):
+def build_optimizer(parameters, config: TrainConfig):
+    parameters = list(parameters)
     if config.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
     else:
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+        opt = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
                               weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs) \
         if config.lr_schedule == "cosine" else None
@@ -211,13 +212,57 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
     (model, optimiser, RNG) that `fit(..., resume=snapshot)` continues from, bit for bit. The snapshot holds
     live tensors: serialise it (torch.save) before training goes on.
     """
-    device = torch.device(device)
+    metrics: dict = {}
+    for metrics, state in train_epochs(config, data, device, resume):
+        if on_epoch is not None:
+            on_epoch(metrics, state)
+    return metrics
+
+
+def _shuffle_generator(seed: int) -> torch.Generator:
+    """A separate generator for batch order, shifts and re-pairing keeps data order independent of dropout."""
+    return torch.Generator().manual_seed(seed + 1_000_003)
+
+
+def _prepare_device(config: TrainConfig, device: torch.device) -> None:
     if config.threads:
         torch.set_num_threads(config.threads)
     if device.type == "cuda":
         # Same seed, same metrics on a GPU too: no autotuned (run-to-run varying) conv algorithms.
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+def _split_val(tensors, val_fraction: float):
+    """(train x, y, c), (val x, y, c), (test x, y, c): the validation pairs are the train pairs' tail."""
+    x, y, c, x_test, y_test, c_test = tensors
+    n_val = int(x.shape[-4] * val_fraction)
+    cut = x.shape[-4] - n_val
+    return (x[..., :cut, :, :, :], y[..., :cut], c[..., :cut, :]), \
+        (x[..., cut:, :, :, :], y[..., cut:], c[..., cut:, :]), (x_test, y_test, c_test)
+
+
+def _repair(x, c, generator: torch.Generator):
+    """New partners for the training digits, targets recomputed (ties stay 1)."""
+    n = len(x)
+    perm = torch.randperm(2 * n, generator=generator).to(x.device)
+    x = x.reshape(2 * n, 14, 14)[perm].reshape(n, 2, 14, 14)
+    c = c.reshape(2 * n)[perm].reshape(n, 2)
+    return x, c, compare_target(c)
+
+
+def _epoch_metrics(epoch, train_loss, train_digit, test, val, time_s) -> dict:
+    return {"epoch": epoch, "train_loss": train_loss, "train_error": train_digit, "test_digit_error": test[0],
+            "test_error": test[1], "val_error": val[1], "val_digit_error": val[0], "time_s": time_s}
+
+
+def train_epochs(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
+                 resume: dict | None = None):
+    """`fit` as a generator: yields (metrics, state) after each epoch, so that callers can interleave
+    several repetitions (see `fit_replicas`). `metrics["time_s"]` counts only this repetition's own
+    training and evaluation, not the time spent outside the generator between epochs."""
+    device = torch.device(device)
+    _prepare_device(config, device)
     seed_everything(config.seed)
     model = create_model(config.arch, **config.model_kwargs()).to(device)
     if device.type == "cpu":
@@ -226,17 +271,13 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
         # trials clearly ahead for LeNet, within noise for ResNet (BENCHMARKS.md §1). Only 4-D weights
         # change; the linear net is untouched. Not measured on GPU yet, so CPU only.
         model = model.to(memory_format=torch.channels_last)
-    opt, sched = build_optimizer(model, config)
-    # A separate generator for batch order and re-pairing keeps data order independent of dropout draws.
-    shuffle = torch.Generator().manual_seed(config.seed + 1_000_003)
+    opt, sched = build_optimizer(model.parameters(), config)
+    shuffle = _shuffle_generator(config.seed)
 
     # The whole (small) data set lives on the device for the run.
-    tensors = [t.to(device) for t in data]
-    x, y, c, x_test, y_test, c_test = tensors
-    n_val = int(len(x) * config.val_fraction)
-    x_val, y_val, c_val = x[len(x) - n_val:], y[len(y) - n_val:], c[len(c) - n_val:]
-    x, y, c = x[:len(x) - n_val], y[:len(y) - n_val], c[:len(c) - n_val]
-    n = len(x)
+    (x, y, c), (x_val, y_val, c_val), (x_test, y_test, c_test) = _split_val([t.to(device) for t in data],
+                                                                             config.val_fraction)
+    n, n_val = len(x), len(x_val)
 
     start_epoch, elapsed = 1, 0.0
     if resume is not None:
@@ -252,15 +293,10 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
             x, c, y = resume["train_x"].to(device), resume["train_c"].to(device), resume["train_y"].to(device)
         start_epoch, elapsed = resume["epoch"] + 1, resume["time_s"]
 
-    metrics: dict = {}
-    t0 = time.perf_counter() - elapsed
     for epoch in range(start_epoch, config.epochs + 1):
+        tick = time.perf_counter()
         if config.repair:
-            # Re-pair the training digits: new partners, targets recomputed (ties stay 1).
-            perm = torch.randperm(2 * n, generator=shuffle).to(device)
-            x = x.reshape(2 * n, 14, 14)[perm].reshape(n, 2, 14, 14)
-            c = c.reshape(2 * n)[perm].reshape(n, 2)
-            y = compare_target(c)
+            x, c, y = _repair(x, c, shuffle)
         model.train()
         order = torch.randperm(n, generator=shuffle).to(device)
         total = torch.zeros((), device=device)
@@ -282,32 +318,208 @@ def fit(config: TrainConfig, data: PairSet, device: torch.device | str = "cpu",
         if sched is not None:
             sched.step()
         train_digit, _ = evaluate(model, x, c, y)
-        test_digit, test_compare = evaluate(model, x_test, c_test, y_test)
-        val_digit, val_compare = evaluate(model, x_val, c_val, y_val) if n_val else (math.nan, math.nan)
-        metrics = {
-            "epoch": epoch,
-            "train_loss": float(total) / max(steps, 1),
-            "train_error": train_digit,
-            "test_digit_error": test_digit,
-            "test_error": test_compare,
-            "val_error": val_compare,
-            "val_digit_error": val_digit,
-            "time_s": time.perf_counter() - t0,
-        }
+        test = evaluate(model, x_test, c_test, y_test)
+        val = evaluate(model, x_val, c_val, y_val) if n_val else (math.nan, math.nan)
+        elapsed += time.perf_counter() - tick
+        metrics = _epoch_metrics(epoch, float(total) / max(steps, 1), train_digit, test, val, elapsed)
+
+        def state(epoch=epoch, elapsed=elapsed, x=x, c=c, y=y):
+            snapshot = {
+                "epoch": epoch, "time_s": elapsed, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched else None,
+                "shuffle_rng": shuffle.get_state(), **_rng_state(device),
+            }
+            if config.repair:  # the current pairing is state only when re-pairing changes it
+                snapshot.update(train_x=x.cpu(), train_c=c.cpu(), train_y=y.cpu())
+            return snapshot
+        yield metrics, state
+
+
+def _rng_state(device: torch.device) -> dict:
+    # Dropout on a GPU draws from the CUDA generator.
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Replicas: several seeds of one configuration in one call (one Ray trial)
+
+
+def check_replicas(configs: list[TrainConfig]) -> None:
+    """Replicas differ by their seed only."""
+    if not configs:
+        raise ConfigError("no replica to train")
+    first = dataclasses.replace(configs[0], seed=0)
+    if any(dataclasses.replace(c, seed=0) != first for c in configs[1:]):
+        raise ConfigError("replicas must share every setting but the seed")
+    seeds = [c.seed for c in configs]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"replicas need distinct seeds, got {seeds}")
+
+
+def fit_replicas(configs: list[TrainConfig], datas: list[PairSet], device: torch.device | str = "cpu",
+                 on_epoch: Callable[[list[dict], Callable[[], dict]], None] | None = None,
+                 resume: dict | None = None, vectorize: bool = False) -> list[dict]:
+    """Train the repetitions `configs` (one configuration, several seeds) epoch by epoch together.
+
+    `on_epoch(metrics_per_replica, state)` is called once per epoch with one metrics dict per replica, in
+    the order of `configs`. Two engines:
+    - in turn (default): each replica's epoch runs with its own RNG state swapped in, so every replica's
+      metrics are bit for bit those of `fit` on its own. Saves the per-trial cost of a search, not compute.
+    - `vectorize=True`: the replicas become one batched model (torch.func.vmap over stacked parameters:
+      batched matmuls, grouped convolutions), one optimiser step for all. Same data draws, initial weights,
+      batch orders and shifts per seed as `fit`; dropout masks come from one shared generator, and float
+      summation order differs, so metrics match `fit`'s in distribution, not bit for bit.
+    """
+    check_replicas(configs)
+    if len(datas) != len(configs):
+        raise ConfigError(f"{len(configs)} replicas but {len(datas)} data sets")
+    device = torch.device(device)
+    epochs = _vectorized_epochs(configs, datas, device, resume) if vectorize \
+        else _epochs_in_turn(configs, datas, device, resume)
+    metrics: list[dict] = []
+    for metrics, state in epochs:
         if on_epoch is not None:
-            def state(epoch=epoch, metrics=metrics, x=x, c=c, y=y):
-                snapshot = {
-                    "epoch": epoch, "time_s": metrics["time_s"], "model": model.state_dict(),
-                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched else None,
-                    "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
-                    # Dropout on a GPU draws from the CUDA generator.
-                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                }
-                if config.repair:  # the current pairing is state only when re-pairing changes it
-                    snapshot.update(train_x=x.cpu(), train_c=c.cpu(), train_y=y.cpu())
-                return snapshot
             on_epoch(metrics, state)
     return metrics
+
+
+def _epochs_in_turn(configs, datas, device, resume):
+    resumes = resume["replicas"] if resume is not None else [None] * len(configs)
+    if len(resumes) != len(configs):
+        raise ConfigError(f"the snapshot holds {len(resumes)} replicas, not {len(configs)}")
+    runs = [train_epochs(cfg, data, device, r) for cfg, data, r in zip(configs, datas, resumes)]
+    rngs: list[dict | None] = [None] * len(runs)
+    for _ in range(configs[0].epochs - (resumes[0]["epoch"] if resumes[0] else 0)):
+        metrics, states = [], []
+        for i, run in enumerate(runs):
+            if rngs[i] is not None:
+                _set_rng_state(rngs[i], device)  # this replica's dropout stream continues where it stopped
+            m, state = next(run)
+            rngs[i] = _rng_state(device)
+            metrics.append(m)
+            states.append((state, rngs[i]))
+
+        def state(states=states):
+            # Each replica's RNG as it was at the end of its own epoch, not the global one now.
+            return {"replicas": [{**s(), **rng} for s, rng in states]}
+        yield metrics, state
+
+
+def _vectorized_epochs(configs, datas, device, resume):
+    from torch.func import functional_call, stack_module_state, vmap
+
+    config = configs[0]
+    _prepare_device(config, device)
+    models = []
+    for cfg in configs:  # each replica's initial weights exactly as `fit` draws them
+        seed_everything(cfg.seed)
+        models.append(create_model(cfg.arch, **cfg.model_kwargs()).to(device))
+    params, buffers = stack_module_state(models)  # (R, ...) leaves that the optimiser steps
+    net = models[0]  # the module's code and flags; functional_call swaps in the stacked tensors
+    opt, sched = build_optimizer(params.values(), config)
+    seed_everything(config.seed)  # the shared dropout stream
+    shuffles = [_shuffle_generator(cfg.seed) for cfg in configs]
+    stacked = [torch.stack([t[i] for t in datas]).to(device) for i in range(6)]
+    (x, y, c), (x_val, y_val, c_val), (x_test, y_test, c_test) = _split_val(stacked, config.val_fraction)
+    r, n, n_val = len(configs), x.shape[1], x_val.shape[1]
+    rows = torch.arange(r, device=device)[:, None]
+
+    start_epoch, elapsed = 1, 0.0
+    if resume is not None:
+        if resume.get("engine") != "vectorized" or len(resume["shuffle_rngs"]) != r:
+            raise ConfigError("the snapshot is not from a vectorized run of these replicas")
+        with torch.no_grad():
+            for name, value in resume["params"].items():
+                params[name].copy_(value)
+            for name, value in resume["buffers"].items():
+                buffers[name].copy_(value)
+        opt.load_state_dict(resume["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(resume["scheduler"])
+        for g, s in zip(shuffles, resume["shuffle_rngs"]):
+            g.set_state(s)
+        _set_rng_state(resume, device)
+        if "train_x" in resume:
+            x, c, y = resume["train_x"].to(device), resume["train_c"].to(device), resume["train_y"].to(device)
+        start_epoch, elapsed = resume["epoch"] + 1, resume["time_s"]
+
+    def replica_loss(p, b, xb, cb, yb):
+        return _loss(functional_call(net, (p, b), (xb,)), cb, yb, config)
+
+    has_digits = [True]
+
+    def replica_errors(p, b, xs, cs, ys):
+        out = functional_call(net, (p, b), (xs,))
+        has_digits[0] = out.digits is not None  # plain Python: runs once per call, not per replica
+        digit_wrong = (out.digits.argmax(-1) != cs).sum() if has_digits[0] else torch.zeros((), device=device)
+        return digit_wrong, (net.predict(out) != ys).sum()
+
+    batched_loss = vmap(replica_loss, randomness="different")  # each replica its own dropout masks
+    batched_errors = vmap(replica_errors, randomness="different")
+
+    @torch.no_grad()
+    def evaluate_all(xs, cs, ys) -> list[tuple[float, float]]:
+        net.eval()
+        m = xs.shape[1]
+        digit, compare = torch.zeros(r, device=device), torch.zeros(r, device=device)
+        chunk = max(1, 4000 // r)  # pairs per replica per forward pass: bounded activation memory
+        for i in range(0, m, chunk):
+            d, k = batched_errors(params, buffers, xs[:, i:i + chunk], cs[:, i:i + chunk], ys[:, i:i + chunk])
+            digit += d
+            compare += k
+        return [(100.0 * float(d) / (2 * m) if has_digits[0] else math.nan, 100.0 * float(k) / m)
+                for d, k in zip(digit, compare)]
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        tick = time.perf_counter()
+        if config.repair:
+            pairs = [_repair(x[i], c[i], g) for i, g in enumerate(shuffles)]
+            x, c, y = (torch.stack(t) for t in zip(*pairs))
+        net.train()
+        order = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)
+        total = torch.zeros(r, device=device)
+        steps = 0
+        for i in range(0, n, config.batch_size):
+            idx = order[:, i:i + config.batch_size]  # (R, B): each replica its own batch
+            if idx.shape[1] < 2 and n > 1:
+                continue
+            xb = x[rows, idx]
+            if config.shift:
+                xb = torch.stack([random_shift(xb[j], config.shift, g) for j, g in enumerate(shuffles)])
+            losses = batched_loss(params, buffers, xb, c[rows, idx], y[rows, idx])
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()  # each replica's gradient is that of its own loss
+            opt.step()
+            total += losses.detach()
+            steps += 1
+        if sched is not None:
+            sched.step()
+        train = evaluate_all(x, c, y)
+        test = evaluate_all(x_test, c_test, y_test)
+        val = evaluate_all(x_val, c_val, y_val) if n_val else [(math.nan, math.nan)] * r
+        elapsed += time.perf_counter() - tick
+        losses = (total / max(steps, 1)).tolist()
+        # Each replica's time is its share of the batched run's.
+        metrics = [_epoch_metrics(epoch, losses[j], train[j][0], test[j], val[j], elapsed / r) for j in range(r)]
+
+        def state(epoch=epoch, elapsed=elapsed, x=x, c=c, y=y):
+            snapshot = {
+                "engine": "vectorized", "epoch": epoch, "time_s": elapsed,
+                "params": {k: v.detach() for k, v in params.items()}, "buffers": dict(buffers),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched else None,
+                "shuffle_rngs": [g.get_state() for g in shuffles], **_rng_state(device),
+            }
+            if config.repair:
+                snapshot.update(train_x=x.cpu(), train_c=c.cpu(), train_y=y.cpu())
+            return snapshot
+        yield metrics, state
 
 
 def train_once(config: TrainConfig, device=None, on_epoch=None, data_dir=None) -> dict:
