@@ -1,4 +1,5 @@
-"""GPU packing: LeNet trials per minute at 1, 0.5, 0.25 and 0.125 GPU per trial, through the real search.
+"""GPU packing: LeNet runs per minute at 1, 0.5, 0.25 and 0.125 GPU per trial through the real search, and
+replica-vectorised trials (all seeds of a configuration as one batched model) against one seed per trial.
 
     .venv/bin/python benchmarks/gpu_bench.py                  # on a GPU machine; sized for one ≤ 10-minute run
     .venv/bin/python benchmarks/gpu_bench.py --json $OUT/gpu_bench.json --time-limit 500
@@ -6,14 +7,16 @@
 
 For each fraction g, one `tune_digits.search` run (plan_search + run_search, output in a temporary folder) of
 the LeNet grid (16 configurations × --seeds seeds) with --gpus-per-trial g, so Ray packs 1/g trials on each
-GPU. Ray is started once, before the clock. Reported: trials/minute, the speed-up over whole-GPU trials
-(target: 0.125 GPU ≥ 5×), the most trials seen running at once (checks the packing) and the device the trials
-really used. The whole-GPU and 0.125 settings run first, so a --time-limit cut still answers the target.
+GPU. Then the same grid with `--seeds-per-trial SEEDS --vectorize` (one trial per configuration) at 1 and 0.25
+GPU per trial. Ray is started once, before the clock. Reported: runs (configuration × seed) per minute, the
+speed-up over whole-GPU single-seed trials (target: 0.125 GPU ≥ 5×), the most trials seen running at once
+(checks the packing) and the device the trials really used. Last, without Ray, bench_replicas' engines
+(separate fits, in turn, vectorized) on the GPU for LeNet. The whole-GPU and 0.125 settings run first, so a
+--time-limit cut still answers the target.
 
 --smoke shrinks everything (4 trials, 50 pairs, 2 epochs of ≥ 1.5 s) and gives Ray one fake GPU (num_gpus=1) on a CPU
 machine: the trials run on the CPU (search.run_trial only uses CUDA when torch sees it) but Ray's fractional-GPU
-packing is exercised exactly as on a GPU machine. Replica-vectorised training is not implemented yet, so it
-is not measured here.
+packing is exercised exactly as on a GPU machine.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FRACTIONS = (1.0, 0.125, 0.5, 0.25)  # whole GPU and the smallest first: they decide the target
+VECTORIZED_FRACTIONS = (1.0, 0.25)
 
 
 def max_overlap(exp_dir: Path) -> tuple[int, list[str]]:
@@ -56,9 +60,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="Tiny run on CPU with a fake Ray GPU.")
     parser.add_argument("--fractions", default=",".join(f"{f:g}" for f in FRACTIONS))
-    parser.add_argument("--seeds", type=int, default=2, help="Seeds per configuration (default 2: 32 trials).")
+    parser.add_argument("--seeds", type=int, default=4,
+                        help="Seeds per configuration (default 4: 64 single-seed trials, 16 vectorized ones).")
     parser.add_argument("--pairs", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--vectorized-fractions", default=",".join(f"{f:g}" for f in VECTORIZED_FRACTIONS),
+                        help="GPU per vectorized trial ('' to skip).")
     parser.add_argument("--cpus-per-trial", type=float, default=None,
                         help="Default 1 (0.25 with --smoke, so 2 CPUs never limit the packing).")
     parser.add_argument("--time-limit", type=float, default=540.0,
@@ -75,7 +82,7 @@ def main(argv=None) -> int:
     from tune_digits.spaces import load_space
 
     if args.smoke:
-        args.seeds, args.pairs, args.epochs = 1, 50, 2
+        args.seeds, args.pairs, args.epochs = 2, 50, 2
         # Trials this small end before their neighbours start; the search's test hook sleeps after each
         # epoch (inherited by the local Ray workers) so that packed trials visibly overlap.
         os.environ.setdefault("TUNE_DIGITS_EPOCH_DELAY", "1.5")
@@ -87,7 +94,8 @@ def main(argv=None) -> int:
             return 1
         cpus_per_trial = args.cpus_per_trial or 1.0
         num_gpus, device = torch.cuda.device_count(), torch.cuda.get_device_name(0)
-    fractions = [float(f) for f in args.fractions.split(",")]
+    variants = [(float(f), False) for f in args.fractions.split(",") if f] + \
+        [(float(f), True) for f in args.vectorized_fractions.split(",") if f]
     space = load_space("lenet")
     trials_override = 4 if args.smoke else None
 
@@ -98,12 +106,15 @@ def main(argv=None) -> int:
     rows = []
     try:
         with tempfile.TemporaryDirectory(prefix="gpu-bench-") as tmp:
-            for g in fractions:
+            for g, vectorize in variants:
+                label = f"{g:g} GPU/trial" + (", vectorized" if vectorize else "")
                 if time.perf_counter() - begin > args.time_limit:
-                    print(f"skipping {g:g} GPU/trial: past --time-limit", file=sys.stderr, flush=True)
+                    print(f"skipping {label}: past --time-limit", file=sys.stderr, flush=True)
                     continue
-                plan = plan_search(space, stage="screen", name=f"gpu{g:g}", pairs=args.pairs, reps=args.seeds,
-                                   epochs=args.epochs, output=tmp, cpus_per_trial=cpus_per_trial, gpus_per_trial=g)
+                plan = plan_search(space, stage="screen", name=f"gpu{g:g}{'v' if vectorize else ''}", pairs=args.pairs,
+                                   reps=args.seeds, epochs=args.epochs, output=tmp, cpus_per_trial=cpus_per_trial,
+                                   gpus_per_trial=g, seeds_per_trial=args.seeds if vectorize else 1,
+                                   vectorize=vectorize)
                 if trials_override:  # smoke: the first few configurations only
                     keep = dict(list(plan.grid.items())[:2])
                     plan.grid = {**{k: v[:1] for k, v in plan.grid.items()}, **keep}
@@ -111,35 +122,49 @@ def main(argv=None) -> int:
                 outcome = run_search(plan, progress=False, echo=lambda line: print(line, file=sys.stderr))
                 wall = time.perf_counter() - start
                 peak, nodes = max_overlap(plan.experiment_dir)
-                row = {"gpus_per_trial": g, "trials": plan.num_trials, "finished": outcome.finished,
-                       "wall_s": wall, "trials_per_min": 60 * outcome.finished / wall, "max_running": peak,
+                runs = outcome.finished * plan.num_runs // plan.num_trials
+                row = {"gpus_per_trial": g, "vectorized": vectorize, "trials": plan.num_trials,
+                       "finished": outcome.finished, "runs": runs, "wall_s": wall, "runs_per_min": 60 * runs / wall,
+                       "max_running": peak,
                        "expected_running": min(int(round(num_gpus / g)), int(os.cpu_count() // cpus_per_trial),
                                                plan.num_trials),
                        "gpu_used": plan.gpus_per_trial}
                 rows.append(row)
-                print(f"{g:g} GPU/trial: {outcome.finished}/{plan.num_trials} trials in {wall:.1f} s "
-                      f"({row['trials_per_min']:.1f}/min), up to {peak} at once", file=sys.stderr, flush=True)
+                print(f"{label}: {outcome.finished}/{plan.num_trials} trials in {wall:.1f} s "
+                      f"({row['runs_per_min']:.1f} runs/min), up to {peak} at once", file=sys.stderr, flush=True)
     finally:
         ray.shutdown()
 
-    whole = next((r["trials_per_min"] for r in rows if r["gpus_per_trial"] == 1.0), None)
+    engines = []
+    if time.perf_counter() - begin <= args.time_limit:
+        from bench_replicas import markdown, time_engines
+
+        size = dict(seeds=2, pairs=50, epochs=1, repeats=1) if args.smoke else \
+            dict(seeds=16, pairs=args.pairs, epochs=2, repeats=2)
+        engines = time_engines("lenet", dict(space.best), **size, device="cpu" if args.smoke else "cuda",
+                               log=lambda line: print(line, file=sys.stderr, flush=True))
+    whole = next((r["runs_per_min"] for r in rows if r["gpus_per_trial"] == 1.0 and not r["vectorized"]), None)
     print(f"gpu_bench{' --smoke' if args.smoke else ''}: LeNet grid, {args.pairs} pairs, {args.epochs} epochs, "
           f"{args.seeds} seed(s)/configuration; device {device}, {num_gpus} GPU(s), {os.cpu_count()} CPUs, "
           f"{cpus_per_trial:g} CPU/trial; torch {torch.__version__}, ray {ray.__version__}; "
           f"Ray start-up {ray_start:.1f} s\n")
-    print("| GPU per trial | trials | wall s | trials/min | × whole-GPU | most running at once (expected) |")
-    print("|---|---|---|---|---|---|")
-    for r in sorted(rows, key=lambda r: -r["gpus_per_trial"]):
-        speedup = f"{r['trials_per_min'] / whole:.2f}×" if whole else "–"
-        print(f"| {r['gpus_per_trial']:g} | {r['finished']}/{r['trials']} | {r['wall_s']:.1f} | "
-              f"{r['trials_per_min']:.1f} | {speedup} | {r['max_running']} ({r['expected_running']}) |")
-    eighth = next((r["trials_per_min"] for r in rows if r["gpus_per_trial"] == 0.125), None)
+    print("| GPU per trial | seeds per trial | trials | runs | wall s | runs/min | × whole-GPU single-seed "
+          "| most running at once (expected) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["vectorized"], -r["gpus_per_trial"])):
+        speedup = f"{r['runs_per_min'] / whole:.2f}×" if whole else "–"
+        per_trial = f"{args.seeds} (vectorized)" if r["vectorized"] else "1"
+        print(f"| {r['gpus_per_trial']:g} | {per_trial} | {r['finished']}/{r['trials']} | {r['runs']} | "
+              f"{r['wall_s']:.1f} | {r['runs_per_min']:.1f} | {speedup} | {r['max_running']} ({r['expected_running']}) |")
+    if engines:
+        print("\nEngines without Ray (bench_replicas):\n\n" + markdown(engines))
+    eighth = next((r["runs_per_min"] for r in rows if r["gpus_per_trial"] == 0.125 and not r["vectorized"]), None)
     if whole and eighth:
         print(f"\n0.125 GPU/trial vs whole GPU: {eighth / whole:.2f}× (target ≥ 5×)"
               + (" — smoke run: CPU trials, the number means nothing" if args.smoke else ""))
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "device": device,
-                                         "ray_start_s": ray_start, "rows": rows}, indent=1))
+                                         "ray_start_s": ray_start, "rows": rows, "engines": engines}, indent=1))
     return 0
 
 
