@@ -17,7 +17,9 @@ from click.testing import CliRunner
 
 from conftest import FAULT_SEED
 from tune_digits.cli import main
-from tune_digits.search import ROW_HEAD, SearchError, describe_plan, plan_search, run_search
+from tune_digits.search import (
+    ROW_HEAD, SearchError, auto_seeds_per_trial, describe_plan, plan_search, run_search,
+)
 from tune_digits.spaces import apply_overrides, load_space
 
 # Two LeNet configurations and two linear ones (× 2 seeds): the fastest real trials.
@@ -77,6 +79,22 @@ def test_plan_groups_seeds_into_trials(tmp_path):
     assert make_plan(tmp_path, "lenet", LENET_TWO, reps=3).fingerprint() != plan.fingerprint()
     vectorized = make_plan(tmp_path, "lenet", LENET_TWO, reps=3, seeds_per_trial=9, vectorize=True)
     assert vectorized.seed_groups == [[0, 1, 2]] and "(vectorized)" in describe_plan(vectorized)
+
+
+@pytest.mark.parametrize("configs, seeds, slots, expected", [
+    (16, 3, 2, 3),  # LeNet's screen on 2 CPUs: 16 trials of 3 seeds
+    (1, 20, 2, 5),  # a final stage: 4 trials of 5 seeds, two per CPU
+    (1, 3, 2, 1),  # AlexNet's screen: grouping would idle a CPU
+    (16, 3, 64, 1),  # a cluster with more slots than runs
+])
+def test_auto_grouping_keeps_every_slot_busy(tmp_path, configs, seeds, slots, expected):
+    plan = make_plan(tmp_path, "linear", {"nodes": list(range(1, configs + 1)), "layers": 1, "dropout": False},
+                     reps=seeds)
+    assert auto_seeds_per_trial(plan, slots) == expected
+    # An experiment that started with another grouping keeps it, so that it resumes.
+    plan.experiment_dir.mkdir(parents=True)
+    (plan.experiment_dir / "search.json").write_text('{"seeds_per_trial": 2, "trials": {}}')
+    assert auto_seeds_per_trial(plan, slots) == 2
 
 
 @pytest.mark.parametrize("kw, words", [
@@ -210,6 +228,31 @@ class TestLocalRay:
             assert [r["epoch"] for r in rows] == [1, 2], key
             assert [{**r, "trial_id": 0} for r in untimed(rows)] == \
                 [{**r, "trial_id": 0} for r in untimed(expected[key])], key
+
+    def test_reproduce_groups_seeds_and_resumes(self, tmp_path, monkeypatch, trial_rows):
+        """The protocol end to end on a tiny profile: screen (seeds grouped in pairs: 2 configurations × 4
+        seeds on 2 CPUs), the screen's best to the final stage, the report; a rerun resumes, trains nothing."""
+        import tune_digits.reproduce as reproduce
+
+        monkeypatch.setattr(reproduce, "QUICK_STAGES", {"screen": {"pairs": 20, "reps": 4, "epochs": 1},
+                                                        "final": {"pairs": 20, "reps": 2, "epochs": 2}})
+        monkeypatch.setattr(reproduce, "QUICK_GRIDS", {"linear": LINEAR_TWO})
+        said = []
+        outcomes = reproduce.reproduce(tmp_path, spaces=("linear",), quick=True, echo=said.append)
+        assert [(o.trials, o.finished, o.failed) for o in outcomes] == [(4, 4, 0), (2, 2, 0)]
+        screen = json.loads((tmp_path / "linear" / "screen" / "search.json").read_text())
+        assert screen["seeds_per_trial"] == 2
+        assert "== linear screen: 8 runs (2 configuration(s) × 4 seed(s), 20 pairs, 1 epochs) in 4 trials" in said[0]
+        runs = {(r["nodes"], r["seed"]) for rs in trial_rows(tmp_path / "linear" / "screen").values() for r in rs}
+        assert runs == {(n, s) for n in (16, 32) for s in range(4)}
+        assert (tmp_path / "report").is_dir()
+        final = json.loads((tmp_path / "linear" / "final" / "search.json").read_text())
+        assert final["fixed"]["pairs"] == 20 and len(final["trials"]) == 2
+
+        before = snapshot(tmp_path / "linear" / "screen" / "trials")
+        again = reproduce.reproduce(tmp_path, spaces=("linear",), quick=True, echo=said.append)
+        assert all(o.resumed and not o.interrupted for o in again)
+        assert snapshot(tmp_path / "linear" / "screen" / "trials") == before
 
     def test_require_gpu_without_one_is_a_clear_error(self, tmp_path):
         plan = make_plan(tmp_path, gpus_per_trial=0.25)

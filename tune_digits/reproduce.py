@@ -6,12 +6,13 @@ CLI, this module sits above `search` and `report` and joins them; neither import
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable
 
 from .report import best_configuration, run_report
-from .search import SearchOutcome, plan_search, run_search
+from .search import SearchOutcome, auto_seeds_per_trial, plan_search, run_search
 from .spaces import apply_overrides, load_space
 
 PAPER_SPACES = ("linear", "lenet", "resnet", "alexnet")
@@ -36,6 +37,13 @@ def reproduce(output: str | Path = "outputs", spaces=PAPER_SPACES, quick: bool =
     started_ray = init_ray(address, verbose, num_cpus, None)
     outcomes = []
     try:
+        # Seeds are grouped into trials (trained in turn: the same numbers as one seed per trial) as far as
+        # that keeps every trial slot busy: Ray's fixed cost per trial then falls on several runs
+        # (BENCHMARKS.md §2).
+        resources = ray.cluster_resources()
+        slots = int(resources.get("CPU", 1) // cpus_per_trial)
+        if gpus_per_trial and resources.get("GPU"):
+            slots = min(slots, int(resources["GPU"] // gpus_per_trial))
         for name in spaces:
             space = load_space(name)
             if quick and name in QUICK_GRIDS:
@@ -45,8 +53,10 @@ def reproduce(output: str | Path = "outputs", spaces=PAPER_SPACES, quick: bool =
                 best = best_configuration(output / space.name / "screen", space.name) if stage == "final" else None
                 plan = plan_search(space, stage=stage, best=best, output=output, cpus_per_trial=cpus_per_trial,
                                    gpus_per_trial=gpus_per_trial, checkpoint_every=CHECKPOINT_EVERY, **sizes)
-                echo(f"== {space.name} {stage}: {plan.num_trials} trials ({plan.combinations} configuration(s) × "
-                     f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs)")
+                plan = dataclasses.replace(plan, seeds_per_trial=auto_seeds_per_trial(plan, slots))
+                echo(f"== {space.name} {stage}: {plan.num_runs} runs ({plan.combinations} configuration(s) × "
+                     f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs) in {plan.num_trials} "
+                     f"trials of up to {plan.seeds_per_trial} seed(s)")
                 outcome = run_search(plan, address=address, data_dir=data_dir, verbose=verbose,
                                      command=f"tune-digits reproduce{' --quick' if quick else ''}", echo=echo)
                 outcomes.append(outcome)

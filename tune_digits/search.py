@@ -188,6 +188,18 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
                       notes=notes)
 
 
+def auto_seeds_per_trial(plan: SearchPlan, slots: int) -> int:
+    """Seeds per trial such that there are still at least two trials per slot (trials running at once), so
+    grouping never idles a CPU or GPU share and uneven trial lengths still balance out. An experiment that
+    already started keeps its grouping, so that it resumes instead of being refused as another search."""
+    previous = _read_meta(plan.experiment_dir / "search.json")
+    if previous is not None:
+        return int(previous.get("seeds_per_trial", 1))
+    n = len(plan.seeds)
+    groups = min(n, math.ceil(2 * max(1, slots) / plan.combinations))  # per configuration
+    return math.ceil(n / groups)  # groups of even size: 20 seeds in 4 groups are 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2
+
+
 def describe_plan(plan: SearchPlan) -> str:
     """What --dry-run prints: the grid, the fixed values, the trial count and the resources."""
     lines = [f"search space: {plan.space.name} ({plan.space.path}), network {plan.arch}, stage {plan.stage}",
