@@ -76,6 +76,8 @@ def test_in_turn_resumes_bit_for_bit(datas):
     resumed = replica_history(cfgs, datas, resume=snapshot)
     for a, b in zip(full, resumed):
         assert equal(a[1:], b)
+    with pytest.raises(ConfigError, match="not from an in-turn run"):
+        replica_history(cfgs, datas, resume={"engine": "vectorized", "epoch": 1})
 
 
 def test_vectorized_matches_separate_runs_without_dropout(datas):

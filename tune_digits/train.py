@@ -286,9 +286,7 @@ def train_epochs(config: TrainConfig, data: PairSet, device: torch.device | str 
         if sched is not None:
             sched.load_state_dict(resume["scheduler"])
         shuffle.set_state(resume["shuffle_rng"])
-        torch.set_rng_state(resume["torch_rng"])
-        if resume.get("cuda_rng") is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+        _set_rng_state(resume, device)
         if "train_x" in resume:  # re-paired pairs are state; otherwise the seed redraws the same data
             x, c, y = resume["train_x"].to(device), resume["train_c"].to(device), resume["train_y"].to(device)
         start_epoch, elapsed = resume["epoch"] + 1, resume["time_s"]
@@ -391,9 +389,9 @@ def fit_replicas(configs: list[TrainConfig], datas: list[PairSet], device: torch
 
 
 def _epochs_in_turn(configs, datas, device, resume):
-    resumes = resume["replicas"] if resume is not None else [None] * len(configs)
-    if len(resumes) != len(configs):
-        raise ConfigError(f"the snapshot holds {len(resumes)} replicas, not {len(configs)}")
+    resumes = resume.get("replicas") if resume is not None else [None] * len(configs)
+    if resumes is None or len(resumes) != len(configs):
+        raise ConfigError("the snapshot is not from an in-turn run of these replicas")
     runs = [train_epochs(cfg, data, device, r) for cfg, data, r in zip(configs, datas, resumes)]
     rngs: list[dict | None] = [None] * len(runs)
     for _ in range(configs[0].epochs - (resumes[0]["epoch"] if resumes[0] else 0)):
