@@ -110,8 +110,13 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint-every", type=int, default=1, help="Epochs between trial checkpoints.")
     parser.add_argument("--seeds-per-trial", type=int, default=1, help="Seeds trained in one trial (default 1).")
     parser.add_argument("--vectorize", action="store_true", help="Grouped seeds as one batched model.")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="Set an environment variable of the driver first, e.g. a Tune knob (repeatable).")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    for item in args.env:
+        key, _, value = item.partition("=")
+        os.environ[key] = value
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -153,7 +158,8 @@ def main(argv=None) -> int:
     print(f"bench_ray_overhead: space {args.space}, {rows[0]['trials']} trials × {args.epochs} epochs × {args.pairs} "
           f"pairs, {args.cpus} CPUs (1 per trial), {args.repeats} repeats"
           + f", checkpoint every {args.checkpoint_every} epoch(s), {args.seeds} seed(s) per configuration, "
-            f"{args.seeds_per_trial} per trial" + (" (vectorized)" if args.vectorize else "") + "\n")
+            f"{args.seeds_per_trial} per trial" + (" (vectorized)" if args.vectorize else "")
+          + "".join(f", {item}" for item in args.env) + "\n")
     print("| repeat | search wall s | plain pool wall s | Σ fit s (plain) | Σ fit s (in Ray) | ideal s "
           "| overhead vs ideal | overhead vs plain pool | overhead s per trial |")
     print("|---|---|---|---|---|---|---|---|---|")

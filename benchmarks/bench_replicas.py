@@ -110,7 +110,13 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: torch sees no GPU", file=sys.stderr)
         return 1
-    extra = dict(yaml.safe_load(s.replace("=", ": ", 1)) for s in args.settings)
+    extra = {}
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"error: --set expects OPTION=VALUE, got {item!r}", file=sys.stderr)
+            return 1
+        extra[key.strip()] = yaml.safe_load(value)
     rows = []
     for arch in archs:
         rows += time_engines(arch, {**BEST[arch], **extra}, args.seeds, args.pairs, args.epochs, args.device,
