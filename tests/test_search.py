@@ -159,6 +159,8 @@ class TestLocalRay:
         assert meta["axes"] == ["kernel_size"] and meta["seeds"] == [0, 1] and meta["finished"]
         assert meta["fixed"]["pairs"] == 20 and meta["fixed"]["epochs"] == 2
         assert set(statuses(exp).values()) == {"TERMINATED"} and len(meta["trials"]) == 4
+        assert meta["machine"]["ray_cpus"] == 2 and meta["machine"]["ray_nodes"] == 1
+        assert meta["versions"]["torch"] and meta["command"] is not None
 
         rows = trial_rows(exp)
         check_complete(rows, trials=4, epochs=2)

@@ -677,6 +677,7 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
         }
         meta.pop("finished", None)
         meta["resources"] = {"cpus_per_trial": plan.cpus_per_trial, "gpus_per_trial": plan.gpus_per_trial}
+        meta["machine"] = _machine()  # of the latest run (a resumed search may run elsewhere)
 
         resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
         trainable = tune.with_resources(
@@ -758,6 +759,24 @@ def _read_meta(path: Path) -> dict | None:
     if not isinstance(meta, dict):
         raise SearchError(f"{path} is corrupt (not a JSON object); use --restart or --name")
     return meta
+
+
+def _machine() -> dict:
+    """Where the search ran: the driver's CPU and the Ray cluster's resources (wall times depend on both)."""
+    import platform
+
+    import ray
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    resources = ray.cluster_resources()
+    return {"driver_cpu": cpu, "driver_cpus": os.cpu_count(), "platform": platform.platform(),
+            "ray_nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+            "ray_cpus": resources.get("CPU", 0), "ray_gpus": resources.get("GPU", 0)}
 
 
 def _versions() -> dict:
