@@ -160,6 +160,9 @@ class TestLocalRay:
         assert meta["fixed"]["pairs"] == 20 and meta["fixed"]["epochs"] == 2
         assert set(statuses(exp).values()) == {"TERMINATED"} and len(meta["trials"]) == 4
         assert meta["machine"]["ray_cpus"] == 2 and meta["machine"]["ray_nodes"] == 1
+        # Tune's own loggers stay off (the tidy tables are ours), and only for the search's duration.
+        assert not list((exp / "ray").glob("*/progress.csv")) and not list((exp / "ray").glob("*/result.json"))
+        assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
         assert meta["versions"]["torch"] and meta["command"] is not None
 
         rows = trial_rows(exp)

@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -709,7 +710,8 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
                     failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
             )
-        results = tuner.fit()  # Ctrl-C stops it and returns the partial results
+        with _without_tune_loggers():
+            results = tuner.fit()  # Ctrl-C stops it and returns the partial results
         for trial_id, entry in meta["trials"].items():
             if entry.get("status") == "ERROR":  # failed after its retries: say which and why
                 config = entry.get("config") or {}
@@ -724,6 +726,23 @@ def _run_search(plan: SearchPlan, exp_dir: Path, *, address, restart, verbose, p
         write_epochs_csv(exp_dir)
         if started_ray:
             ray.shutdown()
+
+
+@contextmanager
+def _without_tune_loggers():
+    """Tune's default CSV, JSON and TensorBoard logger callbacks write every result a second time, into ray/
+    (the tidy tables are ours): the driver, which shares the cores with the trials, does that work between
+    each epoch's report and the trial's next one. Off unless the user set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS:
+    BENCHMARKS.md §2 measures what it saves."""
+    name = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def _searcher(plan: SearchPlan):
