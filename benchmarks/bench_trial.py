@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import BEST as PAPER_BEST, mean_std, parse_archs  # noqa: E402
+from tune_digits.search import cpu_model  # noqa: E402
 
 BEST = {arch: PAPER_BEST[arch] for arch in ('lenet', 'resnet')}  # the paper's best (benchmarks/common.py)
 VARIANTS = ("fit", "baseline")
@@ -150,16 +150,6 @@ def markdown(rows: list[dict], header: dict) -> str:
     lines.append("")
     lines.append("`time ÷ fit's` > 1 means the variant is that many times slower than our fit(), i.e. fit's speed-up.")
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv=None) -> int:

@@ -373,7 +373,8 @@ def _make_callbacks(plan: SearchPlan, meta: dict, progress: bool):
             config = {k: v for k, v in trial.config.items() if k not in NOT_CONFIG}
             shared = {"wall_time": result.get("wall_time"), "node": result.get("node")}
             if "seeds" in trial.config:  # a grouped trial: one row per seed, its own metrics
-                per_seed = [(int(seed), {**shared, **metrics}) for seed, metrics in _replicas(result).items()]
+                # Tune hands callbacks the result as reported (nested); only its loggers flatten it.
+                per_seed = [(int(seed), {**shared, **metrics}) for seed, metrics in result["replicas"].items()]
             else:
                 per_seed = [(trial.config["seed"], result)]
             rows = [{"trial_id": trial.trial_id, "seed": seed,
@@ -460,18 +461,6 @@ def _make_callbacks(plan: SearchPlan, meta: dict, progress: bool):
     if progress:
         callbacks.append(Progress())
     return callbacks
-
-
-def _replicas(result: dict) -> dict:
-    """{seed: metrics} of a grouped trial's result, nested as reported or flattened by Tune ("replicas/0/...")."""
-    if isinstance(result.get("replicas"), dict):
-        return result["replicas"]
-    out: dict = {}
-    for key, value in result.items():
-        if key.startswith("replicas/"):
-            _, seed, metric = key.split("/", 2)
-            out.setdefault(seed, {})[metric] = value
-    return out
 
 
 def _cell(value):
@@ -780,20 +769,27 @@ def _read_meta(path: Path) -> dict | None:
     return meta
 
 
+def cpu_model() -> str:
+    """This machine's CPU model name (benchmarks print it beside their timings too)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def _machine() -> dict:
     """Where the search ran: the driver's CPU and the Ray cluster's resources (wall times depend on both)."""
     import platform
 
     import ray
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     resources = ray.cluster_resources()
-    return {"driver_cpu": cpu, "driver_cpus": os.cpu_count(), "platform": platform.platform(),
+    return {"driver_cpu": cpu_model(), "driver_cpus": os.cpu_count(), "platform": platform.platform(),
             "ray_nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
             "ray_cpus": resources.get("CPU", 0), "ray_gpus": resources.get("GPU", 0)}
 
