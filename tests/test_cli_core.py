@@ -86,7 +86,7 @@ def test_train_same_seed_same_table():
 
 
 @pytest.mark.parametrize("args,fragments", [
-    (["train", "vgg"], ["unknown architecture", "lenet"]),
+    (["train", "vgg"], ["unknown network", "lenet"]),
     (["train", "lenet", "--set", "kernel_size"], ["key=value"]),
     (["train", "lenet", "--set", "=3"], ["key=value"]),
     (["train", "lenet", "--set", "kernel_size=[3"], ["kernel_size"]),

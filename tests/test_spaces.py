@@ -131,7 +131,7 @@ BROKEN = [
     # (file, change, the key the error names, words of the message)
     ("lenet", _set("", "gird", {}), "gird", "unknown key"),
     ("lenet", _pop("", "arch"), "arch", "missing"),
-    ("lenet", _set("", "arch", "vgg"), "arch", "unknown architecture 'vgg'"),
+    ("lenet", _set("", "arch", "vgg"), "arch", "unknown network 'vgg'"),
     ("lenet", _set("fixed", "lr_rate", 0.1), "fixed.lr_rate", "unknown option lr_rate"),
     ("lenet", _set("grid", "kernal_size", [3, 5]), "grid.kernal_size", "unknown option kernal_size"),
     ("lenet", _stage("screen", "pair", 350), "stages.screen.pair", "unknown key"),

@@ -195,7 +195,7 @@ def test_flat_round_trip():
 
 
 @pytest.mark.parametrize("flat,fragment", [
-    ({"arch": "vgg"}, "unknown architecture"),
+    ({"arch": "vgg"}, "unknown network"),
     ({"arch": "lenet", "lrr": 0.1}, "lrr"),  # a misspelt key fails loudly
     ({"arch": "lenet", "layers": 2}, "layers"),  # an option of another net
     ({"arch": "lenet", "epochs": "5"}, "epochs"),

@@ -21,6 +21,14 @@ TABLE_II: Final[dict[str, Row]] = {
     "alexnet": {"train_error": (1.240, 0.760), "test_digit_error": (4.160, 0.620), "test_error": (3.150, 0.310)},
 }
 
+
+
+def order(names) -> list[str]:
+    """Networks or spaces in display order: the paper's four in its Table II order, then the rest by name."""
+    names = list(names)
+    return [n for n in TABLE_II if n in names] + sorted(n for n in names if n not in TABLE_II)
+
+
 # The paper's best net overall: the reference for result sets that are not one of its four nets
 # (e.g. the weight-sharing study or `best`).
 BEST_ARCH: Final = "resnet"

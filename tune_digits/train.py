@@ -22,8 +22,6 @@ from .models import create_model, list_models, model_options, train_defaults
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
-# Defaults for the CNNs (SGD); a family overrides them in its registry entry (linear: Adam).
-FAMILY_DEFAULTS = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5.0e-4, "batch_size": 50}
 METRICS = ("train_loss", "train_error", "test_digit_error", "test_error", "val_error", "val_digit_error")
 
 
@@ -40,7 +38,7 @@ class TrainConfig:
     test_pairs: int | None = None
     epochs: int = 25
     seed: int = 0  # fixes the pairs drawn, the initial weights and the batch order
-    # None below means the family's default (FAMILY_DEFAULTS and each model's `train_defaults`):
+    # None below means the network's default (`train_defaults`: models/registry.py):
     # the paper's SGD for the CNNs, Adam for the linear net; values chosen in benchmarks/quality.py.
     optimizer: str | None = None
     lr: float | None = None
@@ -58,14 +56,14 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.arch not in list_models():
-            raise ConfigError(f"unknown architecture '{self.arch}'; known: {', '.join(list_models())}")
+            raise ConfigError(f"unknown network '{self.arch}'; known: {', '.join(list_models())}")
         for name, value in vars(self).items():
             expected = _FIELD_TYPES.get(name)
             if value is not None and expected and not (isinstance(value, expected) and
                                                        (expected is bool or not isinstance(value, bool))):
                 kind = "a number" if isinstance(expected, tuple) else _TYPE_WORDS[expected]
                 raise ConfigError(f"{name} must be {kind}, got {value!r}")
-        defaults = {**FAMILY_DEFAULTS, **train_defaults(self.arch)}
+        defaults = train_defaults(self.arch)
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)

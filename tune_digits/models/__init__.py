@@ -1,7 +1,8 @@
 """Model registry. `create_model(name, **options)` returns a PairNet built on the named backbone."""
 from . import alexnet, lenet, linear, resnet  # noqa: F401  (registers the backbones)
 from .pair import STRATEGIES, PairNet, PairOutput
-from .registry import backbone_options, create_backbone, list_models, register_model, train_defaults
+from .registry import (BASE_TRAINING, NetworkSpec, backbone_options, create_backbone, list_models, network_spec,
+                       paper_models, register_model, train_defaults, unregister_model)
 
 PAIR_OPTIONS = {"strategy": "digits", "weight_sharing": True}
 
@@ -20,5 +21,6 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["STRATEGIES", "PairNet", "PairOutput", "backbone_options", "count_parameters", "create_backbone",
+__all__ = ["BASE_TRAINING", "STRATEGIES", "NetworkSpec", "PairNet", "PairOutput", "backbone_options", "count_parameters",
+           "create_backbone", "network_spec", "paper_models", "unregister_model",
            "create_model", "list_models", "model_options", "register_model", "train_defaults"]

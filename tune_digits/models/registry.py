@@ -1,50 +1,101 @@
-"""Model registry: one name everywhere (`resnet` is the registry key, the YAML file and the CLI word)."""
+"""The network registry: one spec per network, declared beside its model with `@register_model`.
+
+One name everywhere: `resnet` is the registry key, the model file, the search space and the CLI word.
+Everything else that needs the list of networks (the CLI's choices, `reproduce`, the report's order,
+the tests) derives it from here, so adding a network is one model file plus one search-space YAML.
+"""
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 from typing import Callable
 
 from torch import nn
 
+from .. import paper
 from .common import ModelOptionError
 
-_BACKBONES: dict[str, Callable[..., nn.Module]] = {}
-_DEFAULTS: dict[str, dict] = {}
+# Training values every network starts from (SGD, as the paper's CNNs); a spec's `train_defaults` override
+# them (the linear net: Adam). Chosen in benchmarks/quality.py.
+BASE_TRAINING = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5.0e-4, "batch_size": 50}
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network's facts: its factory (options = keyword arguments with defaults), training defaults and
+    whether it is one of the paper's four (then `paper.TABLE_II` holds its published row)."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    description: str
+    train_defaults: dict = field(default_factory=dict)
+
+    @property
+    def in_paper(self) -> bool:
+        return self.name in paper.TABLE_II
+
+    @property
+    def paper_row(self) -> dict | None:
+        return paper.TABLE_II.get(self.name)
+
+    def options(self) -> dict[str, object]:
+        """The factory's options with their defaults (in_channels/num_classes excluded)."""
+        params = inspect.signature(self.factory).parameters
+        return {k: p.default for k, p in params.items() if k not in ("in_channels", "num_classes")}
+
+    def training(self) -> dict:
+        """Training defaults: BASE_TRAINING with this network's own on top."""
+        return {**BASE_TRAINING, **self.train_defaults}
+
+
+_SPECS: dict[str, NetworkSpec] = {}
 
 
 def register_model(train_defaults: dict | None = None):
-    """Register a backbone factory under its function name.
+    """Register a backbone factory under its function name; its docstring's first line describes it.
 
-    A backbone maps (B, in_channels, 14, 14) to `Backbone.forward` outputs: (logits, side_logits or None).
-    `train_defaults` are the paper's optimiser for that family (SGD for CNNs, Adam for the MLP).
-    """
+    A backbone maps (B, in_channels, 14, 14) to (logits, side_logits or None)."""
     def wrap(fn):
-        _BACKBONES[fn.__name__] = fn
-        _DEFAULTS[fn.__name__] = dict(train_defaults or {})
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _SPECS[fn.__name__] = NetworkSpec(fn.__name__, fn, doc[0] if doc else "", dict(train_defaults or {}))
         return fn
     return wrap
 
 
+def unregister_model(name: str) -> None:
+    """Remove a network (tests that register a network of their own clean up with this)."""
+    _SPECS.pop(name, None)
+
+
 def list_models() -> list[str]:
-    return sorted(_BACKBONES)
+    """Registered networks in display order: the paper's, in its Table II order, then the others by name."""
+    return paper.order(_SPECS)
+
+
+def paper_models() -> list[str]:
+    """The registered networks that the paper studies (what `tune-digits reproduce` runs)."""
+    return [n for n in list_models() if _SPECS[n].in_paper]
+
+
+def network_spec(name: str) -> NetworkSpec:
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise ModelOptionError(f"unknown network '{name}'; known: {', '.join(list_models())}") from None
 
 
 def _lookup(name: str):
-    try:
-        return _BACKBONES[name]
-    except KeyError:
-        raise ModelOptionError(f"unknown architecture '{name}'; known: {', '.join(list_models())}") from None
+    return network_spec(name).factory
 
 
 def backbone_options(name: str) -> dict[str, object]:
     """The constructor options of a backbone with their defaults (in_channels/num_classes excluded)."""
-    params = inspect.signature(_lookup(name)).parameters
-    return {k: p.default for k, p in params.items() if k not in ("in_channels", "num_classes")}
+    return network_spec(name).options()
 
 
 def train_defaults(name: str) -> dict:
-    _lookup(name)
-    return dict(_DEFAULTS[name])
+    """The training values a TrainConfig of this network starts from."""
+    return network_spec(name).training()
 
 
 def create_backbone(name: str, in_channels: int = 1, num_classes: int = 10, **options) -> nn.Module:
