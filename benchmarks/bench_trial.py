@@ -45,7 +45,7 @@ def peer_loop(config, data, threads: int | None, channels_last: bool) -> list[di
     from torch.utils.data import DataLoader, TensorDataset
 
     from tune_digits.models import create_model
-    from tune_digits.train import _loss, build_optimizer, seed_everything
+    from tune_digits.train import build_optimizer, pair_loss, seed_everything
 
     if threads:
         torch.set_num_threads(threads)
@@ -76,7 +76,7 @@ def peer_loop(config, data, threads: int | None, channels_last: bool) -> list[di
         total = 0.0
         for xb, cb, yb in loader:
             out = model(xb)
-            loss = _loss(out, cb, yb, config)
+            loss = pair_loss(out, cb, yb, config)
             opt.zero_grad()
             loss.backward()
             opt.step()

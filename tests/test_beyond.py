@@ -67,8 +67,8 @@ def test_repair_keeps_the_digits_and_recomputes_targets():
     seen = []
 
     def grab(metrics, state):
-        snap = state()
-        seen.append((snap["train_x"].clone(), snap["train_c"].clone(), snap["train_y"].clone()))
+        snap = state()  # the pairs carry the replica axis: one seed is replica 0 of 1
+        seen.append((snap["train_x"][0].clone(), snap["train_c"][0].clone(), snap["train_y"][0].clone()))
 
     fit(TrainConfig(arch="linear", pairs=100, epochs=2, seed=3, repair=True), data, on_epoch=grab)
     for x, c, y in seen:

@@ -2,14 +2,14 @@
 and vectorized (one batched model, torch.func): same data, initial weights and batch orders per seed."""
 from __future__ import annotations
 
-import io
+import functools
 import math
 
 import pytest
-import torch
+from train_helpers import history, replica_history, same_metrics, snapshot_after
 
 from tune_digits.data import generate_pair_sets
-from tune_digits.train import ConfigError, TrainConfig, fit, fit_replicas
+from tune_digits.train import ConfigError, TrainConfig, fit_replicas
 
 PAIRS = 60
 SEEDS = (0, 1, 2)
@@ -25,29 +25,6 @@ def configs(**kw) -> list[TrainConfig]:
     return [TrainConfig(**{**base, **kw}, seed=seed) for seed in SEEDS]
 
 
-def replica_history(cfgs, datas, **kw) -> list[list[dict]]:
-    """Per replica, its metrics epoch by epoch."""
-    per_epoch = []
-    fit_replicas(cfgs, datas, "cpu", on_epoch=lambda ms, _state: per_epoch.append(ms), **kw)
-    return [list(rows) for rows in zip(*per_epoch)]
-
-
-def single_history(cfg, data) -> list[dict]:
-    rows = []
-    fit(cfg, data, "cpu", on_epoch=lambda m, _s: rows.append(m))
-    return rows
-
-
-def untimed(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
-
-
-def equal(a: list[dict], b: list[dict]) -> bool:
-    a, b = untimed(a), untimed(b)
-    return len(a) == len(b) and all(x.keys() == y.keys() and all(
-        x[k] == y[k] or (math.isnan(x[k]) and math.isnan(y[k])) for k in x) for x, y in zip(a, b))
-
-
 @pytest.mark.parametrize("kw", [
     pytest.param({"options": {"dropout": True}}, id="lenet-dropout"),  # each replica its own dropout stream
     pytest.param({"arch": "linear", "shift": 1.0, "repair": True}, id="linear-adam-shift-repair"),
@@ -56,26 +33,17 @@ def test_in_turn_gives_each_seed_exactly_its_own_run(kw, datas):
     cfgs = configs(**kw)
     together = replica_history(cfgs, datas)
     for cfg, data, rows in zip(cfgs, datas, together):
-        assert equal(rows, single_history(cfg, data)), cfg.seed
+        assert same_metrics(rows, history(cfg, data)), cfg.seed
         assert all(r["time_s"] > 0 for r in rows)
 
 
 def test_in_turn_resumes_bit_for_bit(datas):
     cfgs = configs(epochs=3, options={"dropout": True})
     full = replica_history(cfgs, datas)
-    saved = {}
-
-    def checkpoint(metrics, state):
-        if metrics[0]["epoch"] == 1:
-            buffer = io.BytesIO()
-            torch.save(state(), buffer)  # serialised at once, as a trial checkpoint is
-            saved["bytes"] = buffer.getvalue()
-
-    fit_replicas(cfgs, datas, on_epoch=checkpoint)
-    snapshot = torch.load(io.BytesIO(saved["bytes"]), weights_only=False)
+    snapshot = snapshot_after(1, functools.partial(fit_replicas, cfgs, datas))
     resumed = replica_history(cfgs, datas, resume=snapshot)
     for a, b in zip(full, resumed):
-        assert equal(a[1:], b)
+        assert same_metrics(a[1:], b)
     with pytest.raises(ConfigError, match="not from an in-turn run"):
         replica_history(cfgs, datas, resume={"engine": "vectorized", "epoch": 1})
 
@@ -85,7 +53,7 @@ def test_vectorized_matches_separate_runs_without_dropout(datas):
     cfgs = configs(options={"dropout": False})
     together = replica_history(cfgs, datas, vectorize=True)
     for cfg, data, rows in zip(cfgs, datas, together):
-        for a, b in zip(rows, single_history(cfg, data)):
+        for a, b in zip(rows, history(cfg, data)):
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
             for key in ("train_error", "test_error"):
                 assert abs(a[key] - b[key]) <= 100 * 2 / PAIRS, (cfg.seed, key)  # at most 2 pairs apart
@@ -116,19 +84,10 @@ def test_vectorized_runs_every_strategy_and_option(kw, datas):
 def test_vectorized_resumes_bit_for_bit(datas):
     cfgs = configs(epochs=3, options={"dropout": True}, shift=1.0)
     full = replica_history(cfgs, datas, vectorize=True)
-    saved = {}
-
-    def checkpoint(metrics, state):
-        if metrics[0]["epoch"] == 2:
-            buffer = io.BytesIO()
-            torch.save(state(), buffer)
-            saved["bytes"] = buffer.getvalue()
-
-    fit_replicas(cfgs, datas, on_epoch=checkpoint, vectorize=True)
-    snapshot = torch.load(io.BytesIO(saved["bytes"]), weights_only=False)
+    snapshot = snapshot_after(2, functools.partial(fit_replicas, cfgs, datas, vectorize=True))
     resumed = replica_history(cfgs, datas, vectorize=True, resume=snapshot)
     for a, b in zip(full, resumed):
-        assert equal(a[2:], b)
+        assert same_metrics(a[2:], b)
     with pytest.raises(ConfigError, match="not from a vectorized run"):
         replica_history(cfgs, datas, vectorize=True, resume={"replicas": []})
 
@@ -141,3 +100,23 @@ def test_vectorized_resumes_bit_for_bit(datas):
 def test_replicas_must_be_one_configuration(cfgs, words):
     with pytest.raises(ConfigError, match=words):
         fit_replicas(cfgs, [], "cpu")
+
+
+@pytest.mark.parametrize("vectorize", [False, True], ids=["in-turn", "vectorized"])
+def test_each_engine_refuses_the_others_snapshot_in_one_line(vectorize, datas):
+    cfgs = configs(arch="linear")
+    snapshot = snapshot_after(1, functools.partial(fit_replicas, cfgs, datas, vectorize=vectorize))
+    for other_cfgs, other_datas, other_vectorize in [(cfgs, datas, not vectorize),  # another engine
+                                                     (cfgs[:2], datas[:2], vectorize)]:  # fewer replicas
+        with pytest.raises(ConfigError) as err:
+            replica_history(other_cfgs, other_datas, vectorize=other_vectorize, resume=snapshot)
+        assert "the snapshot is not from" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_vectorized_snapshot_from_before_the_replica_loop_is_refused_in_one_line(datas):
+    cfgs = configs(arch="linear")
+    snapshot = snapshot_after(1, functools.partial(fit_replicas, cfgs, datas, vectorize=True))
+    del snapshot["format"]  # format 1 had none
+    with pytest.raises(ConfigError, match="format 1") as err:
+        replica_history(cfgs, datas, vectorize=True, resume=snapshot)
+    assert "\n" not in str(err.value)

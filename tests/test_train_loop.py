@@ -1,17 +1,17 @@
-"""The pure training loop: learning, determinism, resuming, config validation, val split and re-pairing."""
+"""The epoch loop (tune_digits/train/loop.py) with one seed: learning, metrics, determinism, resuming,
+the validation split, re-pairing and the loss."""
 from __future__ import annotations
 
-import io
+import functools
 import math
 
 import pytest
 import torch
+from train_helpers import history, replica_history, same_metrics, snapshot_after
 
 from tune_digits.data import compare_target, generate_pair_sets
-from tune_digits.errors import UserError
-from tune_digits.train import (
-    METRICS, ConfigError, TrainConfig, choose_device, fit, seed_everything, train_once,
-)
+from tune_digits.models import PairOutput
+from tune_digits.train import METRICS, ConfigError, TrainConfig, fit, pair_loss, train_once
 
 # Small but real: 60 pairs of real MNIST, one thread (the suite shares 2 cores).
 PAIRS = 60
@@ -25,24 +25,6 @@ def pairs():
 def config(**kw) -> TrainConfig:
     base = {"arch": "lenet", "pairs": PAIRS, "epochs": 2, "seed": 0, "threads": 1, "batch_size": 10}
     return TrainConfig(**{**base, **kw})
-
-
-def history(cfg: TrainConfig, data, **kw) -> list[dict]:
-    rows = []
-    fit(cfg, data, "cpu", on_epoch=lambda m, _state: rows.append(m), **kw)
-    return rows
-
-
-def without_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
-
-
-def same_metrics(a: list[dict], b: list[dict]) -> bool:
-    """Equal epoch by epoch (NaN == NaN, as for the unused validation columns)."""
-    a, b = without_time(a), without_time(b)
-    return len(a) == len(b) and all(
-        x.keys() == y.keys() and all(x[k] == y[k] or (math.isnan(x[k]) and math.isnan(y[k])) for k in x)
-        for x, y in zip(a, b))
 
 
 # ---------------------------------------------------------------- learning and metrics
@@ -106,17 +88,6 @@ def test_different_seed_different_metrics(pairs):
     assert a[0]["train_loss"] != b[0]["train_loss"]
 
 
-def test_seed_everything_fixes_global_rngs():
-    import random
-
-    import numpy as np
-
-    seed_everything(42)
-    a = (random.random(), np.random.rand(), torch.rand(1).item())
-    seed_everything(42)
-    assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
-
-
 @pytest.mark.parametrize("kw", [
     pytest.param({"arch": "lenet", "options": {"dropout": True}}, id="lenet-sgd-cosine-dropout"),
     pytest.param({"arch": "linear", "repair": True, "lr_schedule": "constant"}, id="linear-adam-repair"),
@@ -126,17 +97,7 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(kw, pairs):
     cfg = config(epochs=4, **kw)
     full = history(cfg, pairs)
 
-    saved = {}
-
-    def checkpoint(metrics, state):
-        if metrics["epoch"] == 2:
-            # Serialise at once, as a checkpoint does: state() refers to live tensors.
-            buffer = io.BytesIO()
-            torch.save(state(), buffer)
-            saved["bytes"] = buffer.getvalue()
-
-    fit(config(epochs=4, **kw), pairs, on_epoch=checkpoint)
-    snapshot = torch.load(io.BytesIO(saved["bytes"]), weights_only=False)
+    snapshot = snapshot_after(2, functools.partial(fit, cfg, pairs))
     assert snapshot["epoch"] == 2
     resumed = history(cfg, pairs, resume=snapshot)
     assert [r["epoch"] for r in resumed] == [3, 4]
@@ -169,7 +130,8 @@ def test_repair_repairs_the_training_digits_every_epoch(pairs):
                 zip(pairs.train_input.reshape(-1, 14, 14), pairs.train_classes.reshape(-1))}
     previous = pairs.train_classes
     for state in states:
-        x, c, y = state["train_x"], state["train_c"], state["train_y"]
+        # Snapshots keep the replica axis: one seed is replica 0 of 1.
+        x, c, y = state["train_x"][0], state["train_c"][0], state["train_y"][0]
         # The same 2N digits, new partners, every image still carries its own class, targets recomputed.
         assert sorted(c.reshape(-1).tolist()) == sorted(pairs.train_classes.reshape(-1).tolist())
         assert [digit_of[img.numpy().tobytes()] for img in x.reshape(-1, 14, 14)] == c.reshape(-1).tolist()
@@ -178,81 +140,57 @@ def test_repair_repairs_the_training_digits_every_epoch(pairs):
         previous = c
 
 
-# ---------------------------------------------------------------- configuration
-
-def test_family_defaults():
-    lin, cnn = TrainConfig(arch="linear"), TrainConfig(arch="resnet")
-    assert lin.optimizer == "adam" and cnn.optimizer == "sgd"  # the paper's optimisers
-    assert all(v is not None for v in (lin.lr, lin.batch_size, lin.weight_decay, cnn.lr, cnn.batch_size))
-    assert TrainConfig(arch="linear", lr=0.5).lr == 0.5  # an explicit value wins
-
-
-def test_flat_round_trip():
-    cfg = TrainConfig(arch="resnet", pairs=350, lr=0.01, repair=True, options={"blocks": 3, "dropout": True})
-    flat = cfg.to_flat()
-    assert flat["blocks"] == 3 and flat["arch"] == "resnet" and "options" not in flat
-    assert TrainConfig.from_flat(flat) == cfg
-
-
-@pytest.mark.parametrize("flat,fragment", [
-    ({"arch": "vgg"}, "unknown network"),
-    ({"arch": "lenet", "lrr": 0.1}, "lrr"),  # a misspelt key fails loudly
-    ({"arch": "lenet", "layers": 2}, "layers"),  # an option of another net
-    ({"arch": "lenet", "epochs": "5"}, "epochs"),
-    ({"arch": "lenet", "epochs": 2.5}, "epochs"),
-    ({"arch": "lenet", "pairs": True}, "pairs"),
-    ({"arch": "lenet", "lr": "fast"}, "lr"),
-    ({"arch": "lenet", "lr": None, "momentum": "high"}, "momentum"),
-    ({"arch": "lenet", "repair": "yes"}, "repair"),
-    ({"arch": "lenet", "repair": 1}, "repair"),
-    ({"arch": "lenet", "optimizer": 3}, "optimizer"),
-    ({"arch": "lenet", "pairs": 1}, "pairs"),
-    ({"arch": "lenet", "test_pairs": 0}, "test_pairs"),
-    ({"arch": "lenet", "epochs": 0}, "epochs"),
-    ({"arch": "lenet", "lr": 0}, "lr"),
-    ({"arch": "lenet", "lr": -0.1}, "lr"),
-    ({"arch": "lenet", "momentum": 1.0}, "momentum"),
-    ({"arch": "lenet", "weight_decay": -1e-4}, "weight_decay"),
-    ({"arch": "lenet", "batch_size": 0}, "batch_size"),
-    ({"arch": "lenet", "optimizer": "rmsprop"}, "optimizer"),
-    ({"arch": "lenet", "lr_schedule": "step"}, "lr_schedule"),
-    ({"arch": "lenet", "aux_loss_weight": -1}, "auxiliary"),
-    ({"arch": "lenet", "val_fraction": 1.0}, "val_fraction"),
-    ({"arch": "lenet", "val_fraction": -0.1}, "val_fraction"),
-    ({"arch": "lenet", "pairs": 10, "val_fraction": 0.05}, "val_fraction"),
-    ({"arch": "lenet", "threads": 0}, "threads"),
-    ({"arch": "lenet", "strategy": "siamese"}, "strategy"),
-])
-def test_bad_config_raises_config_error(flat, fragment):
-    with pytest.raises(ConfigError) as err:
-        TrainConfig.from_flat(flat)
-    message = str(err.value)
-    assert fragment in message and "\n" not in message, message
-
-
-@pytest.mark.parametrize("options", [{"kernel_size": 4}, {"dropout": "yes"}, {"batch_norm": 1}])
-def test_bad_model_option_in_config_fails_before_training(options):
-    # Model options are checked when the config is built (on the meta device), as a one-line user error.
-    with pytest.raises(UserError) as err:
-        TrainConfig(arch="lenet", options=options)
-    assert "\n" not in str(err.value) and isinstance(err.value, ValueError)
-
-
-def test_direct_constructor_checks_types_too():
-    with pytest.raises(ConfigError):
-        TrainConfig(arch="lenet", seed="0")
-    with pytest.raises(ConfigError):
-        TrainConfig(arch="lenet", options=[("dropout", True)])
-
-
-def test_gpu_requested_without_cuda():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    assert choose_device() == torch.device("cpu")
-    with pytest.raises(ConfigError):
-        choose_device(gpu=True)
-
-
 def test_threads_follow_the_config(pairs):
     fit(config(arch="linear", epochs=1, threads=1), pairs)
     assert torch.get_num_threads() == 1
+
+
+# ---------------------------------------------------------------- one seed is the replica loop with R = 1
+
+def test_fit_is_one_replica_and_their_snapshots_interchange(pairs):
+    cfg = config(epochs=3, options={"dropout": True})
+    alone = history(cfg, pairs)
+    [one] = replica_history([cfg], [pairs])
+    assert same_metrics(alone, one)
+    # A snapshot of `fit` resumes `fit_replicas` of that one seed in turn: the same engine and state.
+    snapshot = snapshot_after(1, functools.partial(fit, cfg, pairs))
+    [resumed] = replica_history([cfg], [pairs], resume=snapshot)
+    assert same_metrics(alone[1:], resumed)
+
+
+@pytest.mark.parametrize("snapshot", [
+    pytest.param({"engine": "vectorized", "format": 2, "epoch": 1, "shuffle_rngs": [None]}, id="vectorized"),
+    pytest.param({"replicas": [{"epoch": 1}]}, id="in-turn-before-the-replica-loop"),
+])
+def test_fit_refuses_a_snapshot_of_another_engine_in_one_line(snapshot, pairs):
+    with pytest.raises(ConfigError) as err:
+        fit(config(arch="linear"), pairs, resume=snapshot)
+    assert "not from an in-turn run" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_fit_snapshot_from_before_the_replica_loop_still_resumes(pairs):
+    """Format 1 (one model, no replica axis) is what single-seed trials checkpointed before; checked once
+    against a snapshot written by that code too."""
+    cfg = config(epochs=3, repair=True, options={"dropout": True})
+    full = history(cfg, pairs)
+    new = snapshot_after(1, functools.partial(fit, cfg, pairs))
+    old = {"epoch": new["epoch"], "time_s": new["time_s"], "model": new["models"][0],
+           "optimizer": new["optimizers"][0], "scheduler": new["schedulers"][0], "shuffle_rng": new["shuffle_rngs"][0],
+           **new["rngs"][0], **{k: new[k][0] for k in ("train_x", "train_y", "train_c")}}
+    assert same_metrics(full[1:], history(cfg, pairs, resume=old))
+
+
+# ---------------------------------------------------------------- the loss
+
+def test_pair_loss_adds_the_weighted_auxiliary_terms():
+    torch.manual_seed(0)
+    digits, side, compare = torch.randn(4, 2, 10), torch.randn(4, 2, 10), torch.randn(4)
+    classes, target = torch.randint(0, 10, (4, 2)), torch.tensor([1, 0, 1, 1])
+    digit_ce = torch.nn.functional.cross_entropy(digits.reshape(-1, 10), classes.reshape(-1))
+    side_ce = torch.nn.functional.cross_entropy(side.reshape(-1, 10), classes.reshape(-1))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(compare, target.float())
+    cfg = config(aux_weight=0.5, aux_loss_weight=0.3)
+    # The digits strategy trains on the digits alone; a learned comparison adds aux_weight × the digit loss.
+    assert torch.allclose(pair_loss(PairOutput(digits, None, None), classes, target, cfg), digit_ce)
+    assert torch.allclose(pair_loss(PairOutput(digits, compare, None), classes, target, cfg), bce + 0.5 * digit_ce)
+    assert torch.allclose(pair_loss(PairOutput(digits, None, side), classes, target, cfg), digit_ce + 0.3 * side_ce)

@@ -1,0 +1,165 @@
+"""What one repetition needs before its first step: the typed config, seeding and the device."""
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..models import create_model, list_models, model_options, train_defaults
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
+
+
+class ConfigError(UserError, ValueError):
+    """An impossible or unknown configuration value; the message is one line for the user."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything one repetition needs. `options` holds the model's own options (see `tune-digits models`)."""
+
+    arch: str = "lenet"
+    pairs: int = 1000  # train pairs; test pairs too unless test_pairs is set (SPEC §2)
+    test_pairs: int | None = None
+    epochs: int = 25
+    seed: int = 0  # fixes the pairs drawn, the initial weights and the batch order
+    # None below means the network's default (`train_defaults`: models/registry.py):
+    # the paper's SGD for the CNNs, Adam for the linear net; values chosen in benchmarks/quality.py.
+    optimizer: str | None = None
+    lr: float | None = None
+    momentum: float = 0.9  # SGD only
+    weight_decay: float | None = None
+    batch_size: int | None = None  # in pairs, i.e. twice as many digits per step
+    lr_schedule: str = "cosine"  # a decayed lr makes the final epoch a stable, honest pick
+    aux_loss_weight: float = 0.3  # weight of LeNet's side-classifier loss (GoogLeNet used 0.3)
+    aux_weight: float = 0.0  # weight of the digit loss for the `pair` and `two_channel` strategies
+    repair: bool = False  # re-pair the training digits at random every epoch (targets recomputed)
+    shift: float = 0.0  # augmentation: random translation of each training digit, up to this many pixels
+    val_fraction: float = 0.0  # share of the train pairs held out for model selection
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.arch not in list_models():
+            raise ConfigError(f"unknown network '{self.arch}'; known: {', '.join(list_models())}")
+        for name, value in vars(self).items():
+            expected = _FIELD_TYPES.get(name)
+            if value is not None and expected and not (isinstance(value, expected) and
+                                                       (expected is bool or not isinstance(value, bool))):
+                kind = "a number" if isinstance(expected, tuple) else _TYPE_WORDS[expected]
+                raise ConfigError(f"{name} must be {kind}, got {value!r}")
+        defaults = train_defaults(self.arch)
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        known = model_options(self.arch)
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown option {', '.join(unknown)} for {self.arch}; "
+                              f"known: {', '.join(sorted(set(known) | set(_FIELDS)))}")
+        checks = [
+            (self.pairs >= 2, "pairs must be at least 2"),
+            (self.test_pairs is None or self.test_pairs >= 1, "test_pairs must be positive"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {list(OPTIMIZERS)}"),
+            (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {list(SCHEDULES)}"),
+            (self.lr > 0, "lr must be positive"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.aux_loss_weight >= 0 and self.aux_weight >= 0, "auxiliary loss weights must be >= 0"),
+            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
+            (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
+            (self.threads is None or self.threads >= 1, "threads must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        # Build the model on the meta device (no memory, no compute) so bad model options fail here,
+        # before any data or Ray work starts.
+        try:
+            with torch.device("meta"):
+                create_model(self.arch, **self.options)
+        except UserError as err:  # one exception type for every config mistake
+            raise ConfigError(str(err)) from None
+        if self.val_fraction and int(self.pairs * self.val_fraction) < 1:
+            raise ConfigError(f"val_fraction {self.val_fraction} of {self.pairs} pairs holds out no pair")
+
+    @classmethod
+    def from_flat(cls, flat: dict) -> "TrainConfig":
+        """Rebuild from the flat dict used at the Ray boundary: training fields plus model options."""
+        flat = dict(flat)
+        train = {k: flat.pop(k) for k in list(flat) if k in _FIELDS}
+        return cls(**train, options=flat)
+
+    def to_flat(self) -> dict:
+        flat = dataclasses.asdict(self)
+        return {**flat.pop("options"), **flat}
+
+    def model_kwargs(self) -> dict:
+        return dict(self.options)
+
+
+_TYPE_WORDS = {int: "an integer", bool: "true or false", str: "a string", dict: "a mapping"}
+_FIELD_TYPES = {
+    **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads"), int),
+    **dict.fromkeys(("lr", "momentum", "weight_decay", "aux_loss_weight", "aux_weight", "val_fraction", "shift"),
+                    (int, float)),
+    **dict.fromkeys(("arch", "optimizer", "lr_schedule"), str), "repair": bool, "options": dict,
+}
+_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Seeding: the global generators (initial weights, dropout) and each replica's own data-order generator
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch in one place at the start of each repetition."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def shuffle_generator(seed: int) -> torch.Generator:
+    """A separate generator for batch order, shifts and re-pairing keeps data order independent of dropout."""
+    return torch.Generator().manual_seed(seed + 1_000_003)
+
+
+def rng_state(device: torch.device) -> dict:
+    """The global generators' state: what dropout draws from (on a GPU, the CUDA generator)."""
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Device: chosen once and passed down
+
+
+def choose_device(gpu: bool | None = None) -> torch.device:
+    """CUDA when available (or asked); chosen once and passed down."""
+    if gpu is None:
+        gpu = torch.cuda.is_available()
+    if gpu and not torch.cuda.is_available():
+        raise ConfigError("a GPU was asked for but torch sees none (torch.cuda.is_available() is False)")
+    return torch.device("cuda" if gpu else "cpu")
+
+
+def prepare_device(config: TrainConfig, device: torch.device) -> None:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if device.type == "cuda":
+        # Same seed, same metrics on a GPU too: no autotuned (run-to-run varying) conv algorithms.
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
