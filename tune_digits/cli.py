@@ -106,7 +106,7 @@ def train(arch, pairs, epochs, seed, settings, gpu, data_dir):
 
 
 @main.command()
-@click.argument("arch", required=False)
+@click.argument("space", required=False)
 @click.option("--output", "output_dir", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="The folder `tune-digits search` wrote to; tables and figures go to its report/ folder.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]),
@@ -115,23 +115,23 @@ def train(arch, pairs, epochs, seed, settings, gpu, data_dir):
 @click.option("--compare", metavar="OPTION",
               help="Compare the values of one grid option (e.g. dropout, strategy): mean ± std per value, "
                    "difference, 95% CI and Welch t-test p-value. Prints only this table.")
-@click.option("--figure", metavar="ARCH[/NAME][:OPTION=VALUE,...]",
+@click.option("--figure", metavar="SPACE[/NAME][:OPTION=VALUE,...]",
               help="What Figure 1 draws, e.g. `lenet`, `resnet/final` or `lenet/screen:aux_loss=false`; "
-                   "`none` for no figure. Default: ResNet's best configuration (ARCH's when given).")
+                   "`none` for no figure. Default: ResNet's best configuration (SPACE's when given).")
 @click.option("--figure-format", "figure_formats", type=click.Choice(["png", "pdf", "svg"]), multiple=True,
               default=("png",), show_default=True, help="Figure file type. Repeatable.")
-def report(arch, output_dir, fmt, compare, figure, figure_formats):
+def report(space, output_dir, fmt, compare, figure, figure_formats):
     """Print the paper's tables from search results, beside the paper's numbers; write them to OUTPUT/report/.
 
-    Reads every experiment under OUTPUT (or only ARCH's, e.g. `tune-digits report lenet`): Table I ranks each
-    screen's configurations, Table II shows each architecture's best in the paper's optimistic view (best
-    epoch chosen on the test set) and an honest one (final epoch, or chosen on a validation split), Tables
-    III/IV repeat the paper's dropout and auxiliary-loss ablations, and Figure 1 draws mean ± std curves.
-    Never needs Ray or a GPU. File names and columns: outputs/README.md, "Report files".
+    Reads every experiment under OUTPUT/<space>/<name>/ (or only search space SPACE's, e.g. `tune-digits
+    report lenet`): Table I ranks each screen's configurations, Table II shows each space's best in the paper's
+    optimistic view (best epoch chosen on the test set) and an honest one (final epoch, or chosen on a
+    validation split), Tables III/IV repeat the paper's dropout and auxiliary-loss ablations, and Figure 1
+    draws mean ± std curves. Never needs Ray or a GPU. File names and columns: outputs/README.md, "Report files".
     """
     from .report import run_report  # pandas only: no torch, no ray
 
-    run_report(output_dir, arch=arch, fmt=fmt, compare=compare, figure=figure, figure_formats=figure_formats)
+    run_report(output_dir, space=space, fmt=fmt, compare=compare, figure=figure, figure_formats=figure_formats)
 
 
 @main.command()

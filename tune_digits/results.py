@@ -214,6 +214,15 @@ def rename_config(config: dict) -> dict:
     return out
 
 
+def trial_config(entry) -> dict | None:
+    """One trial entry of search.json's `trials`: its config in today's names; None when it has none.
+
+    `upgrade_meta` renames the search's own keys, not each trial's config: readers that look a trial's values
+    up by today's option names (the axes) go through here."""
+    config = entry.get("config") if isinstance(entry, dict) else None
+    return rename_config(config) if isinstance(config, dict) else None
+
+
 def read_rows(path: Path, required=REQUIRED, default_trial: str = "epochs") -> list[dict[str, str]]:
     """One result CSV as validated records of strings, in today's column names; raises BadFile.
 

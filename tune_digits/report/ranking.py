@@ -1,0 +1,130 @@
+"""Table I (one experiment's configurations ranked) and Table II (each search space's best vs the paper)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import paper
+from .analysis import Analysis, by_space
+from .stats import welch
+from .table import HONEST_RULES, VIEW_LABELS, Column, Table, experiment_notes, num, pm, protocol, signed, stat_columns
+
+TABLE_I_COLUMNS = [
+    "space", "experiment", "stage", "rank", "best", "config", "<axes>", "n", "seeds_expected", "epochs", "pairs",
+    "status", "rank_by", "selection", "test_error_mean", "test_error_std", "diff_vs_best", "ci_low", "ci_high",
+    "p_vs_best", "test_digit_error_mean", "test_digit_error_std", "train_error_mean", "train_error_std",
+    "train_loss_mean", "train_loss_std", "val_error_mean", "val_error_std", "epoch_mean",
+    "best_epoch_test_error_mean", "best_epoch_test_error_std", "best_epoch_epoch_mean", "settings",
+]
+
+
+def _with_welch(configs: pd.DataFrame, groups: dict[str, np.ndarray], ref: str) -> pd.DataFrame:
+    stats_rows = [welch(groups[c], groups[ref]) for c in configs["config"]]
+    out = configs.copy()
+    for i, col in enumerate(("diff_vs_best", "ci_low", "ci_high", "p_vs_best")):
+        out[col] = [s[i] for s in stats_rows]
+    out.loc[out["config"] == ref, ["ci_low", "ci_high", "p_vs_best"]] = np.nan
+    return out
+
+
+def ranking_table(a: Analysis) -> Table:
+    """Table I for one experiment: every configuration ranked, best marked, each compared with the best."""
+    exp = a.exp
+    honest = a.reps[a.reps["view"] == "honest"]
+    groups = {c: r["test_error"].to_numpy(dtype=float) for c, r in honest.groupby("config", sort=False)}
+    data = _with_welch(a.configs, groups, a.best)
+    data.insert(0, "space", exp.space)
+    data.insert(1, "experiment", exp.name)
+    data.insert(2, "stage", exp.stage)
+    data["rank_by"] = a.rank_by
+    data["selection"] = a.honest
+    i = TABLE_I_COLUMNS.index("<axes>")
+    data = data[[*TABLE_I_COLUMNS[:i], *exp.axes, *TABLE_I_COLUMNS[i + 1:]]]
+    rule = (f"{len(data)} configurations ranked by mean {a.rank_by} over repetitions at "
+            f"{HONEST_RULES[a.honest]}; complete configurations first; * = best. Errors in %, mean ± sample "
+            f"std. Δ, 95% CI (Welch) and p (Welch t-test) compare each configuration's test comparison "
+            f"error with the best's. The last column selects each repetition's epoch on the test set "
+            f"(paper's rule, optimistic). {protocol(data)}.")
+    return Table(f"table1_{exp.space}_{exp.name}", f"Table I — {exp.label} ({exp.stage}): configurations ranked",
+                 rule, data.reset_index(drop=True), _ranking_display(a, data), experiment_notes(a))
+
+
+def _ranking_display(a: Analysis, data: pd.DataFrame) -> list[Column]:
+    display: list[Column] = [("rank", lambda r: str(r["rank"])), ("", lambda r: "*" if r["best"] else "")]
+    display += [(ax, lambda r, ax=ax: str(r[ax])) for ax in a.exp.axes]
+    display += [("n", lambda r: str(r["n"]))]
+    if a.rank_by == "val_error":
+        display += [("val error", lambda r: pm(r, "val_error"))]
+    display += [("test cmp error", lambda r: pm(r, "test_error")), *stat_columns(),
+                ("test digit error", lambda r: pm(r, "test_digit_error")),
+                ("train error", lambda r: pm(r, "train_error")),
+                ("best-epoch cmp (optimistic)", lambda r: pm(r, "best_epoch_test_error"))]
+    if (data["status"] != "complete").any():
+        display += [("status", lambda r: str(r["status"]))]
+    return display
+
+
+def best_table(analyses: Sequence[Analysis]) -> Table:
+    """Table II: each search space's best configuration in both epoch views, beside the paper's numbers."""
+    chosen = by_space(analyses)
+    data = pd.DataFrame([rec for space, a in chosen.items() for rec in _best_records(space, a)])
+    rule = ("Per architecture, the best configuration of its final-stage experiment (else of its screen): "
+            "errors in %, mean ± sample std over repetitions, at two epochs per repetition — the paper's "
+            "'best epoch' (lowest test comparison error: selected on the test set, optimistic) and an honest "
+            "one (lowest val_error when the search held out a validation split, else the final epoch). "
+            "'epoch' is the mean selected epoch. Paper: 20 repetitions, 1,000 pairs, 25 epochs, best-epoch "
+            "view; Δ = ours − paper. Result sets that are not one of the paper's nets are compared with its "
+            f"best net ({paper.BEST_ARCH}). "
+            + "; ".join(f"{space}: {protocol(a.configs.iloc[:1])}" for space, a in chosen.items()) + ".")
+    return Table("table2_best", "Table II — best configuration per architecture vs the paper", rule, data,
+                 _best_display(data), _best_notes(chosen))
+
+
+def _best_records(space: str, a: Analysis) -> list[dict[str, Any]]:
+    """Table II's two rows for one search space: its best configuration in the paper's view, then honestly."""
+    best = a.configs.iloc[0]
+    ref = space if space in paper.TABLE_II else paper.BEST_ARCH
+    ref_label = space if space in paper.TABLE_II else f"{paper.BEST_ARCH} (paper's best)"
+    honest_view = a.honest if a.honest != "mixed" else "val_epoch"
+    out = []
+    for view, prefix in (("best_epoch", "best_epoch_"), (honest_view, "")):
+        rec: dict[str, Any] = {
+            "space": space, "experiment": a.exp.name, "stage": a.exp.stage, "view": view,
+            "config": best["config"], "n": best["n"], "seeds_expected": best["seeds_expected"],
+            "epochs": best["epochs"], "pairs": best["pairs"], "status": best["status"],
+            "epoch_mean": best[f"{prefix}epoch_mean"], "paper_ref": ref_label,
+        }
+        for m in paper.METRICS:
+            rec[f"{m}_mean"], rec[f"{m}_std"] = best[f"{prefix}{m}_mean"], best[f"{prefix}{m}_std"]
+            rec[f"paper_{m}_mean"], rec[f"paper_{m}_std"] = paper.TABLE_II[ref][m]
+            rec[f"diff_{m}"] = rec[f"{m}_mean"] - rec[f"paper_{m}_mean"]
+        rec["settings"] = best["settings"]
+        out.append(rec)
+    return out
+
+
+def _best_display(data: pd.DataFrame) -> list[Column]:
+    display: list[Column] = [
+        ("space", lambda r: f"{r['space']}/{r['experiment']}"),
+        ("view", lambda r: VIEW_LABELS[r["view"]]),
+        ("n", lambda r: str(r["n"])), ("epoch", lambda r: num(r["epoch_mean"], 1)),
+    ]
+    for m, label in (("train_error", "train"), ("test_digit_error", "test digit"), ("test_error", "test cmp")):
+        display += [(label, lambda r, m=m: pm(r, m)), (f"paper {label}", lambda r, m=m: pm(r, f"paper_{m}")),
+                    (f"Δ {label}", lambda r, m=m: signed(r[f"diff_{m}"]))]
+    if (data["status"] != "complete").any():
+        display.append(("status", lambda r: "complete" if r["status"] == "complete" else "see notes"))
+    return display
+
+
+def _best_notes(chosen: dict[str, Analysis]) -> list[str]:
+    notes = []
+    for a in chosen.values():
+        best = a.configs.iloc[0]
+        notes.append(f"{a.exp.label} best configuration (rank 1 of {len(a.configs)} by {a.rank_by}): "
+                     f"{best['settings'] or best['config']}")
+        if best["status"] != "complete":
+            notes.append(f"{a.exp.label} [{best['config']}]: {best['status']}")
+    return notes

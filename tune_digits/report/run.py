@@ -1,0 +1,88 @@
+"""The entry points: `run_report` (the `tune-digits report` command), and the small views of one experiment
+that `tune-digits search` shows (through the CLI: search itself never imports the report)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import IO, Any, Sequence
+
+from .. import results
+from .analysis import analyse
+from .figure import FIGURE_FORMATS, FigureTarget, figure_target, write_figure
+from .load import REPORT_DIR, ReportError, load_experiment, load_results
+from .ranking import ranking_table
+from .render import EXTENSIONS, FORMATS, plain, render, render_all
+from .table import Table
+from .tables import build_tables
+
+
+def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt: str = "table",
+               compare: str | None = None, figure: str | None = None,
+               figure_formats: Sequence[str] = ("png",), out: IO[str] | None = None) -> list[Path]:
+    """Print the report of `output_dir`'s results in `fmt` and write each table (as `fmt` and as csv) and
+    Figure 1 under `output_dir/report/`. `figure`: None = the default figure (none with `compare`),
+    "none" = no figure, else SPACE[/NAME][:OPTION=VALUE,...]. Returns the paths written."""
+    out = sys.stdout if out is None else out
+    if fmt not in FORMATS:
+        raise ReportError(f"unknown format '{fmt}' (choose one of {', '.join(FORMATS)})")
+    bad = [f for f in figure_formats if f not in FIGURE_FORMATS]
+    if bad:
+        raise ReportError(f"unknown figure format '{bad[0]}' (choose from {', '.join(FIGURE_FORMATS)})")
+    found = load_results(output_dir, space)
+    analyses = [analyse(e) for e in found.experiments]
+    tables, notes = build_tables(analyses, compare)
+    found.notes += notes
+    wanted = figure is not None and figure.lower() != "none"
+    draw = wanted or (figure is None and not compare)
+    target = figure_target(analyses, figure if wanted else None, space) if draw else None
+    written = _write(Path(output_dir) / REPORT_DIR, tables, fmt, target, figure_formats)
+    out.write(render_all(tables, fmt, found, written))
+    return written
+
+
+def _write(report_dir: Path, tables: Sequence[Table], fmt: str, target: FigureTarget | None,
+           figure_formats: Sequence[str]) -> list[Path]:
+    """Each table as csv (the tidy, stable form) and as `fmt`, then the figure; the paths written."""
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        written: list[Path] = []
+        for t in tables:
+            for f in dict.fromkeys(("csv", fmt)):
+                path = report_dir / f"{t.name}.{EXTENSIONS[f]}"
+                path.write_text(render(t, f), encoding="utf-8")
+                written.append(path)
+        if target is not None:
+            written += write_figure(target, report_dir, list(dict.fromkeys(figure_formats)) or ["png"])
+    except OSError as e:
+        raise ReportError(f"{report_dir}: cannot write the report ({e.strerror or e})") from None
+    return written
+
+
+def best_configuration(experiment_dir: str | Path, space: str) -> dict[str, Any] | None:
+    """The grid values of an experiment's best configuration (Table I's rank 1), typed as the search
+    wrote them in search.json (in today's option names); None when the experiment has no results yet."""
+    path = Path(experiment_dir)
+    if not (path / results.SEARCH_JSON).is_file():
+        return None
+    exp = load_experiment(path, space)
+    if exp.rows.empty:
+        return None
+    a = analyse(exp)
+    trial_id = a.reps.loc[a.reps["config"] == a.best, "trial_id"].iloc[0]
+    config = results.trial_config(exp.meta.get("trials", {}).get(trial_id)) or {}
+    missing = [ax for ax in exp.axes if ax not in config]
+    if missing:
+        raise ReportError(f"{path / results.SEARCH_JSON}: trial {trial_id} has no value for {', '.join(missing)}")
+    return {ax: config[ax] for ax in exp.axes}
+
+
+def top_configurations(experiment_dir: str | Path, space: str, top: int = 5) -> str:
+    """A short ranked table of one experiment (mean ± std over seeds), for the end of a search."""
+    exp = load_experiment(Path(experiment_dir), space)
+    if exp.rows.empty:
+        return "no epoch was reported"
+    table = ranking_table(analyse(exp))
+    frame = table.display_frame().head(top)
+    more = len(table.data) - len(frame)
+    return plain(frame) + (f"\n… {more} more configuration(s): tune-digits report {space}" if more > 0 else "")
+

@@ -1,0 +1,69 @@
+"""The report's tables, in the order they are printed: each is one function registered with `register_table`.
+A new table is one more registered function here (or anywhere imported before the report runs)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .. import paper
+from .ablation import PaperAblation, ablation_table, compare_table
+from .analysis import Analysis
+from .ranking import best_table, ranking_table
+from .table import TABLES, NotBuilt, Table, register_table
+
+# The option names that switch the paper's ablations, in order of preference (see models/ and train.py).
+TABLE_III = PaperAblation("linear", ("dropout",), paper.TABLE_III, "table3_linear_dropout",
+                          "Table III — Linear with and without dropout", "Linear 2×128, Table III")
+TABLE_IV = PaperAblation("lenet", ("aux_loss", "digit_loss_weight", "side_loss_weight"), paper.TABLE_IV,
+                         "table4_lenet_aux", "Table IV — LeNet with and without the auxiliary loss",
+                         "LeNet k=5 + batch norm, Table IV")
+
+
+@register_table("table1_ranking")
+def table1(analyses: Sequence[Analysis]) -> list[Table]:
+    """Table I: one per screen, or per experiment with more than one configuration."""
+    return [ranking_table(a) for a in analyses if a.exp.stage == "screen" or len(a.configs) > 1]
+
+
+@register_table("table2_best")
+def table2(analyses: Sequence[Analysis]) -> Table:
+    return best_table(analyses)
+
+
+@register_table(TABLE_III.name)
+def table3(analyses: Sequence[Analysis]) -> Table | None:
+    return paper_ablation(analyses, TABLE_III)
+
+
+@register_table(TABLE_IV.name)
+def table4(analyses: Sequence[Analysis]) -> Table | None:
+    return paper_ablation(analyses, TABLE_IV)
+
+
+def paper_ablation(analyses: Sequence[Analysis], spec: PaperAblation) -> Table | None:
+    """The ablation when its search space has results (NotBuilt when none of them varies its option)."""
+    if spec.space not in {a.exp.space for a in analyses}:
+        return None
+    t = ablation_table(analyses, spec)
+    if t is None:
+        raise NotBuilt(f"{spec.title.split(' — ')[0]} not built: no {spec.space} experiment varies "
+                       f"{' or '.join(spec.options)} with the other options at their best values")
+    return t
+
+
+def build_tables(analyses: Sequence[Analysis], compare: str | None = None) -> tuple[list[Table], list[str]]:
+    """The tables of a report: every registered table, or only `compare`'s; and notes on tables not built."""
+    if compare:
+        return [compare_table(analyses, compare)], []
+    tables: list[Table] = []
+    notes: list[str] = []
+    for fn in list(TABLES.values()):
+        try:
+            built = fn(analyses)
+        except NotBuilt as e:
+            notes.append(str(e))
+            continue
+        if isinstance(built, Table):
+            tables.append(built)
+        elif built is not None:
+            tables += built
+    return tables, notes
