@@ -78,12 +78,12 @@ def read_trial_times(exp_dir: Path) -> list[float]:
 
 
 def run_search_once(args, output: Path, name: str) -> dict:
-    from tune_digits.search import plan_search, run_search
+    from tune_digits.search import RunOptions, plan_search, run_search
     from tune_digits.spaces import load_space
 
-    plan = plan_search(load_space(args.space), stage="screen", name=name, pairs=args.pairs, reps=args.seeds,
-                       epochs=args.epochs, output=output, cpus_per_trial=1.0, checkpoint_every=args.checkpoint_every,
-                       seeds_per_trial=args.seeds_per_trial, vectorize=args.vectorize)
+    plan = plan_search(load_space(args.space), stage="screen", name=name, output=output, sizes=_sizes(args),
+                       options=RunOptions(checkpoint_every=args.checkpoint_every, seeds_per_trial=args.seeds_per_trial,
+                                          vectorize=args.vectorize))
     start = time.perf_counter()
     outcome = run_search(plan, progress=False, echo=lambda _line: None)
     wall = time.perf_counter() - start
@@ -180,9 +180,14 @@ def _configs(args, output: Path) -> list[dict]:
     from tune_digits.search import plan_search
     from tune_digits.spaces import load_space
 
-    plan = plan_search(load_space(args.space), stage="screen", name="plan-only", pairs=args.pairs,
-                       reps=args.seeds, epochs=args.epochs, output=output, cpus_per_trial=1.0)
+    plan = plan_search(load_space(args.space), stage="screen", name="plan-only", output=output, sizes=_sizes(args))
     return trial_configs(plan)
+
+
+def _sizes(args):
+    from tune_digits.search import Sizes
+
+    return Sizes(pairs=args.pairs, reps=args.seeds, epochs=args.epochs)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     import ray
     import torch
 
-    from tune_digits.search import plan_search, run_search
+    from tune_digits.search import Resources, RunOptions, Sizes, plan_search, run_search
     from tune_digits.spaces import load_space
 
     if args.smoke:
@@ -111,10 +111,11 @@ def main(argv=None) -> int:
                 if time.perf_counter() - begin > args.time_limit:
                     print(f"skipping {label}: past --time-limit", file=sys.stderr, flush=True)
                     continue
-                plan = plan_search(space, stage="screen", name=f"gpu{g:g}{'v' if vectorize else ''}", pairs=args.pairs,
-                                   reps=args.seeds, epochs=args.epochs, output=tmp, cpus_per_trial=cpus_per_trial,
-                                   gpus_per_trial=g, seeds_per_trial=args.seeds if vectorize else 1,
-                                   vectorize=vectorize)
+                plan = plan_search(space, stage="screen", name=f"gpu{g:g}{'v' if vectorize else ''}", output=tmp,
+                                   sizes=Sizes(pairs=args.pairs, reps=args.seeds, epochs=args.epochs),
+                                   resources=Resources(cpus_per_trial, g),
+                                   options=RunOptions(seeds_per_trial=args.seeds if vectorize else 1,
+                                                      vectorize=vectorize))
                 if trials_override:  # smoke: the first few configurations only
                     keep = dict(list(plan.grid.items())[:2])
                     plan.grid = {**{k: v[:1] for k, v in plan.grid.items()}, **keep}
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
                        "max_running": peak,
                        "expected_running": min(int(round(num_gpus / g)), int(os.cpu_count() // cpus_per_trial),
                                                plan.num_trials),
-                       "gpu_used": plan.gpus_per_trial}
+                       "gpu_used": outcome.resources.gpus_per_trial}
                 rows.append(row)
                 print(f"{label}: {outcome.finished}/{plan.num_trials} trials in {wall:.1f} s "
                       f"({row['runs_per_min']:.1f} runs/min), up to {peak} at once", file=sys.stderr, flush=True)

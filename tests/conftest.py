@@ -38,7 +38,7 @@ def mnist_raw() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Real-Ray tests (tests/test_search.py, tests/test_scaleout.py): small, on 2 CPUs, offline (SPEC §8).
+# Real-Ray tests (tests/test_search_run.py, tests/test_scaleout.py): small, on 2 CPUs, offline (SPEC §8).
 # Ray reads these when it is first imported, so they are set here, before any test module imports it.
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -56,7 +56,7 @@ _FAULT_SLOTS = 20
 
 
 class Faults:
-    """Drives the trainable's fault hook (tune_digits.search._maybe_fail) from the test process.
+    """Drives the trials' fault hook (tune_digits.search.faults.maybe_fail) from the test process.
 
     Ray workers get TUNE_DIGITS_FAULT once, when Ray starts (`env()` goes into ray.init's runtime_env); what
     varies per test is the budget: `allow(n)` lets exactly n more failures happen, because each failure

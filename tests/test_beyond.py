@@ -148,10 +148,11 @@ fixed:
 
 
 def test_random_search_samples_distributions(tmp_path, ray_2cpus):
-    from tune_digits.search import plan_search, run_search
+    from tune_digits.search import Algorithm, Sizes, plan_search, run_search
 
     space = _tiny_space(tmp_path, "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n  dropout: [true, false]\n")
-    plan = plan_search(space, pairs=20, reps=1, epochs=1, output=tmp_path / "out", search="random", num_samples=4)
+    plan = plan_search(space, output=tmp_path / "out", sizes=Sizes(pairs=20, reps=1, epochs=1),
+                       algorithm=Algorithm(search="random", num_samples=4))
     assert plan.num_trials == 4
     outcome = run_search(plan, progress=False)
     assert outcome.finished == 4
@@ -161,10 +162,11 @@ def test_random_search_samples_distributions(tmp_path, ray_2cpus):
 
 
 def test_asha_stops_poor_trials_early_on_the_validation_metric(tmp_path, ray_2cpus):
-    from tune_digits.search import plan_search, run_search
+    from tune_digits.search import Algorithm, Sizes, plan_search, run_search
 
     space = _tiny_space(tmp_path, "  lr: [1.0e-6, 1.0e-5, 1.0e-3, 3.0e-3]\n", fixed_extra="  val_fraction: 0.25\n")
-    plan = plan_search(space, pairs=40, reps=1, epochs=8, output=tmp_path / "out", scheduler="asha")
+    plan = plan_search(space, output=tmp_path / "out", sizes=Sizes(pairs=40, reps=1, epochs=8),
+                       algorithm=Algorithm(scheduler="asha"))
     assert plan.metric == "val_error"
     outcome = run_search(plan, progress=False)
     assert outcome.failed == 0
@@ -175,9 +177,10 @@ def test_asha_stops_poor_trials_early_on_the_validation_metric(tmp_path, ray_2cp
 
 
 def test_optuna_search_runs(tmp_path, ray_2cpus):
-    from tune_digits.search import plan_search, run_search
+    from tune_digits.search import Algorithm, Sizes, plan_search, run_search
 
     space = _tiny_space(tmp_path, "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n", fixed_extra="  val_fraction: 0.25\n")
-    plan = plan_search(space, pairs=20, reps=1, epochs=1, output=tmp_path / "out", search="optuna", num_samples=3)
+    plan = plan_search(space, output=tmp_path / "out", sizes=Sizes(pairs=20, reps=1, epochs=1),
+                       algorithm=Algorithm(search="optuna", num_samples=3))
     outcome = run_search(plan, progress=False)
     assert outcome.finished == 3

@@ -21,7 +21,8 @@ from click.testing import CliRunner
 from conftest import FAULT_SEED, read_trial_rows, trial_intervals, max_overlap
 from tune_digits.cli import main
 from tune_digits.search import DELAY_ENV, run_search
-from test_search import check_complete, make_plan, statuses
+from test_search_plan import make_plan
+from test_search_run import check_complete, statuses
 
 pytestmark = pytest.mark.slow
 

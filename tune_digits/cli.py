@@ -6,6 +6,7 @@ import sys
 import click
 
 from .errors import UserError
+from .search.algorithms import SCHEDULERS, SEARCHERS, help_text
 
 DATA_DIR_HELP = ("Folder with the four official MNIST IDX files (gzip or plain) to use instead of the "
                  "embedded copy.")
@@ -153,7 +154,7 @@ def spaces():
 
 
 @main.command()
-@click.argument("arch")
+@click.argument("space_name", metavar="SPACE")
 @click.option("--stage", type=click.Choice(["screen", "final"]),
               help="screen: every combination at the stage's size (350 pairs, a few seeds). final: only the best "
                    "combination (the screen's winner, else the file's `best:`) at 1,000 pairs × 20 seeds. "
@@ -163,7 +164,7 @@ def spaces():
 @click.option("--epochs", type=int, help="Epochs per trial.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Fix a value (--set lr=0.01) or replace a grid axis (--set 'kernel_size=[3, 5]'). Repeatable.")
-@click.option("--name", help="Experiment name: results go to OUTPUT/ARCH/NAME (default: the stage, or 'default').")
+@click.option("--name", help="Experiment name: results go to OUTPUT/SPACE/NAME (default: the stage, or 'default').")
 @click.option("--output", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Where results are written (and read by `tune-digits report`).")
 @click.option("--storage", help="Ray storage URI for checkpoints on a cluster (s3://bucket/path, or a shared folder).")
@@ -184,20 +185,22 @@ def spaces():
 @click.option("--vectorize", is_flag=True,
               help="Train the seeds of a trial as one batched model (torch.func.vmap); needs --seeds-per-trial 2+. "
                    "Dropout masks and float rounding differ from one seed per trial. See BENCHMARKS.md for when it pays.")
-@click.option("--search", "searcher", type=click.Choice(["grid", "random", "optuna"]), default="grid", show_default=True,
-              help="grid: every combination. random / optuna (Bayesian, needs the optuna extra): NUM_SAMPLES draws.")
-@click.option("--num-samples", type=int, default=1, show_default=True, help="Samples for random/optuna searches.")
-@click.option("--scheduler", type=click.Choice(["fifo", "asha"]), default="fifo", show_default=True,
-              help="asha stops poor trials early (on val_error when val_fraction is set).")
-@click.option("--restart", is_flag=True, help="Start afresh: earlier results of this name move to OUTPUT/ARCH/.archive/.")
+@click.option("--search", "searcher", type=click.Choice(list(SEARCHERS)), default="grid", show_default=True,
+              help=help_text(SEARCHERS))
+@click.option("--num-samples", type=int, default=1, show_default=True,
+              help="Samples drawn by the searchers other than grid (grid: runs of the whole grid, each "
+                   "distribution drawn anew).")
+@click.option("--scheduler", type=click.Choice(list(SCHEDULERS)), default="fifo", show_default=True,
+              help=help_text(SCHEDULERS))
+@click.option("--restart", is_flag=True, help="Start afresh: earlier results of this name move to OUTPUT/SPACE/.archive/.")
 @click.option("--dry-run", is_flag=True, help="Print the grid and the trial count; run nothing.")
 @click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all).")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
-def search(arch, stage, pairs, reps, epochs, settings, name, output, storage, address, cpus_per_trial,
+def search(space_name, stage, pairs, reps, epochs, settings, name, output, storage, address, cpus_per_trial,
            gpus_per_trial, require_gpu, max_concurrent, max_failures, checkpoint_every, seeds_per_trial, vectorize,
            searcher, num_samples, scheduler, restart, dry_run, num_cpus, data_dir, verbose):
-    """Run the Ray Tune grid of search space ARCH (a name in search_spaces/, or a path to a YAML file).
+    """Run the Ray Tune grid of search space SPACE: a name in search_spaces/ or a path to a YAML file.
 
     Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`;
     `tune-digits search resnet --reps 2 --epochs 5 --set 'blocks=[1, 2]' --dry-run`.
@@ -205,9 +208,10 @@ def search(arch, stage, pairs, reps, epochs, settings, name, output, storage, ad
     """
     from pathlib import Path
 
+    from .search import Algorithm, Resources, RunOptions, Sizes, describe_plan, plan_search, run_search
     from .spaces import apply_overrides, load_space
 
-    space = load_space(arch)
+    space = load_space(space_name)
     overrides = parse_option_values(settings)
     if overrides:
         space = apply_overrides(space, overrides)
@@ -216,18 +220,15 @@ def search(arch, stage, pairs, reps, epochs, settings, name, output, storage, ad
         from .report import best_configuration
 
         best = best_configuration(Path(output) / space.name / "screen", space.name)
-    from .search import describe_plan, plan_search
-
-    plan = plan_search(space, stage=stage, name=name, pairs=pairs, reps=reps, epochs=epochs, best=best,
-                       output=output, storage=storage, search=searcher, num_samples=num_samples,
-                       scheduler=scheduler, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                       max_concurrent=max_concurrent, max_failures=max_failures, checkpoint_every=checkpoint_every,
-                       seeds_per_trial=seeds_per_trial, vectorize=vectorize)
+    plan = plan_search(space, stage=stage, name=name, best=best, output=output,
+                       sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
+                       algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler),
+                       resources=Resources(cpus_per_trial, gpus_per_trial, max_concurrent),
+                       options=RunOptions(checkpoint_every=checkpoint_every, max_failures=max_failures,
+                                          seeds_per_trial=seeds_per_trial, vectorize=vectorize, storage=storage))
     click.echo(describe_plan(plan))
     if dry_run:
         return
-    from .search import run_search
-
     outcome = run_search(plan, address=address, restart=restart, verbose=verbose, data_dir=data_dir,
                          require_gpu=require_gpu, num_cpus=num_cpus, command=" ".join(["tune-digits", *sys.argv[1:]]),
                          echo=lambda line: click.echo(line, err=True))
@@ -255,8 +256,8 @@ def _summarise(outcome, space_name: str) -> None:
               help="Scaled down (small stages, 16 ResNet combinations) to finish in a few minutes on 2 CPU cores.")
 @click.option("--output", help="Where results go (default: outputs/, or outputs/quick/ with --quick).",
               type=click.Path(file_okay=False))
-@click.option("--only", "only", multiple=True, type=click.Choice(["linear", "lenet", "resnet", "alexnet"]),
-              help="Run only these networks (repeatable).")
+@click.option("--only", "only", multiple=True, metavar="NETWORK",
+              help="Run only these of the paper's networks (repeatable; `tune-digits models` lists them first).")
 @click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
 @click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
 @click.option("--address", help="Join a running Ray cluster ('auto' on a `ray up` head node).")
@@ -266,14 +267,19 @@ def _summarise(outcome, space_name: str) -> None:
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
 def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_cpus, fmt, data_dir, verbose):
-    """Run the paper's protocol for all four networks: screen → best → final → report.
+    """Run the paper's protocol for each of its networks: screen → best → final → report.
 
     Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
     Interrupted? Run the same command again: finished trials are kept.
     """
-    from .reproduce import PAPER_SPACES, reproduce as run
+    from .models import paper_models  # torch: imported here, not for --help, so --only is checked here too
+    from .reproduce import reproduce as run
 
+    networks = paper_models()
+    unknown = [n for n in only if n not in networks]
+    if unknown:
+        raise UserError(f"--only {unknown[0]}: not one of the paper's networks ({', '.join(networks)})")
     output = output or ("outputs/quick" if quick else "outputs")
-    run(output, spaces=only or PAPER_SPACES, quick=quick, cpus_per_trial=cpus_per_trial,
+    run(output, spaces=list(only) or networks, quick=quick, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir, verbose=verbose,
         fmt=fmt, echo=lambda line: click.echo(line, err=True))

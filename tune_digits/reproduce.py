@@ -1,4 +1,4 @@
-"""`tune-digits reproduce`: the paper's whole protocol (SPEC §5) for the four networks, then the report.
+"""`tune-digits reproduce`: the paper's whole protocol (SPEC §5) for each of its networks, then the report.
 
 screen (every combination, 350 pairs) → best combination per network → final (1,000 pairs × 20 seeds ×
 25 epochs) → report. `--quick` runs the same steps scaled down to a few minutes on 2 CPU cores. Like the
@@ -6,16 +6,16 @@ CLI, this module sits above `search` and `report` and joins them; neither import
 """
 from __future__ import annotations
 
-import dataclasses
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from .report import best_configuration, run_report
-from .search import SearchOutcome, auto_seeds_per_trial, plan_search, run_search
+from .search import (Resources, RunOptions, SearchOutcome, Sizes, auto_seeds_per_trial, plan_search, ray_session,
+                     run_search, trial_slots)
 from .spaces import apply_overrides, load_space
 
-PAPER_SPACES = ("linear", "lenet", "resnet", "alexnet")
 # The quick profile: small stages, and a 16-combination corner of ResNet's 300 (with the paper's best in it).
 QUICK_STAGES = {"screen": {"pairs": 300, "reps": 1, "epochs": 5}, "final": {"pairs": 1000, "reps": 2, "epochs": 10}}
 # Each trial checkpoint makes Tune save the whole experiment state; every 5 epochs halves Ray's overhead on
@@ -24,48 +24,44 @@ CHECKPOINT_EVERY = 5
 QUICK_GRIDS = {"resnet": {"blocks": [1, 2], "channels": [8, 16], "kernel_size": [3, 7], "dropout": [False]}}
 
 
-def reproduce(output: str | Path = "outputs", spaces=PAPER_SPACES, quick: bool = False,
+def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
               cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, address: str | None = None,
               num_cpus: int | None = None, data_dir=None, verbose: bool = False, fmt: str = "table",
               echo: Callable[[str], None] = print) -> list[SearchOutcome]:
-    import ray
+    """Screen, final stage and report for each search space in `spaces` (default: the paper's networks,
+    each the space of its own name)."""
+    from .models import paper_models
 
-    from .search import init_ray
-
+    spaces = paper_models() if spaces is None else spaces
+    resources = Resources(cpus_per_trial, gpus_per_trial)
     output = Path(output)
     started = time.monotonic()
-    started_ray = init_ray(address, verbose, num_cpus, None)
     outcomes = []
-    try:
+    with ray_session(address, verbose, num_cpus):
         # Seeds are grouped into trials (trained in turn: the same numbers as one seed per trial) as far as
         # that keeps every trial slot busy: Ray's fixed cost per trial then falls on several runs
         # (BENCHMARKS.md §2).
-        resources = ray.cluster_resources()
-        slots = int(resources.get("CPU", 1) // cpus_per_trial)
-        if gpus_per_trial and resources.get("GPU"):
-            slots = min(slots, int(resources["GPU"] // gpus_per_trial))
+        slots = trial_slots(resources)
         for name in spaces:
             space = load_space(name)
             if quick and name in QUICK_GRIDS:
                 space = apply_overrides(space, QUICK_GRIDS[name])
             for stage in ("screen", "final"):
-                sizes = QUICK_STAGES[stage] if quick else {}
                 best = best_configuration(output / space.name / "screen", space.name) if stage == "final" else None
-                plan = plan_search(space, stage=stage, best=best, output=output, cpus_per_trial=cpus_per_trial,
-                                   gpus_per_trial=gpus_per_trial, checkpoint_every=CHECKPOINT_EVERY, **sizes)
-                plan = dataclasses.replace(plan, seeds_per_trial=auto_seeds_per_trial(plan, slots))
+                plan_stage = partial(plan_search, space, stage=stage, best=best, output=output, resources=resources,
+                                     sizes=Sizes(**QUICK_STAGES[stage]) if quick else Sizes())
+                plan = plan_stage(options=RunOptions(checkpoint_every=CHECKPOINT_EVERY))
+                grouping = RunOptions(checkpoint_every=CHECKPOINT_EVERY, seeds_per_trial=auto_seeds_per_trial(plan, slots))
+                plan = plan_stage(options=grouping)
                 echo(f"== {space.name} {stage}: {plan.num_runs} runs ({plan.combinations} configuration(s) × "
                      f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs) in {plan.num_trials} "
-                     f"trials of up to {plan.seeds_per_trial} seed(s)")
+                     f"trials of up to {plan.options.seeds_per_trial} seed(s)")
                 outcome = run_search(plan, address=address, data_dir=data_dir, verbose=verbose,
                                      command=f"tune-digits reproduce{' --quick' if quick else ''}", echo=echo)
                 outcomes.append(outcome)
                 if outcome.interrupted:
                     echo("interrupted: rerun the same command to resume where it stopped")
                     return outcomes
-    finally:
-        if started_ray:
-            ray.shutdown()
     echo(f"== all searches done in {(time.monotonic() - started) / 60:.1f} min; the report:")
     run_report(output, fmt=fmt)
     return outcomes

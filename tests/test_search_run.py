@@ -1,5 +1,6 @@
 """`tune-digits search` on a real (small) Ray: the tidy tables, fractional-GPU packing, the CPU fallback,
-resuming, and the CLI's handling of bad input. Tiny grids on a few dozen pairs; see STYLE.md habit 11."""
+resuming (finished, interrupted and errored trials; restored callbacks), and a registered searcher at work.
+Tiny grids on a few dozen pairs; see STYLE.md habit 11. Planning and the CLI's bad input: test_search_plan.py."""
 from __future__ import annotations
 
 import csv
@@ -16,32 +17,15 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import FAULT_SEED
+from test_search_plan import LENET_TWO, LINEAR_TWO, make_plan, snapshot
 from tune_digits.cli import main
-from tune_digits.search import (
-    ROW_HEAD, SearchError, auto_seeds_per_trial, describe_plan, plan_search, run_search,
-)
-from tune_digits.spaces import apply_overrides, load_space
-
-# Two LeNet configurations and two linear ones (× 2 seeds): the fastest real trials.
-LENET_TWO = {"kernel_size": [3, 5], "batch_norm": True, "dropout": False, "aux_loss": True}
-LINEAR_TWO = {"nodes": [16, 32], "layers": 1, "dropout": False}
-
-
-def make_plan(output: Path, arch: str = "linear", overrides=None, **kw):
-    space = load_space(arch)
-    space = apply_overrides(space, LINEAR_TWO if overrides is None else overrides)
-    return plan_search(space, **{"pairs": 20, "reps": 2, "epochs": 2, "output": output, "name": "t", **kw})
+from tune_digits.results import FORMAT_VERSION, ROW_HEAD
+from tune_digits.search import SearchError, run_search
 
 
 def statuses(experiment_dir: Path) -> dict[str, str]:
     meta = json.loads((experiment_dir / "search.json").read_text())
     return {trial: entry["status"] for trial, entry in meta["trials"].items()}
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file under a folder with its mtime and bytes: to prove nothing was touched."""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def untimed(rows: list[dict]) -> list[dict]:
@@ -54,65 +38,6 @@ def check_complete(rows: dict[str, list[dict]], trials: int, epochs: int) -> Non
     assert len(rows) == trials
     for trial, trial_rows in rows.items():
         assert [r["epoch"] for r in trial_rows] == list(range(1, epochs + 1)), trial
-
-
-# ---------------------------------------------------------------------------------------------------
-# Planning (no Ray)
-
-
-def test_plan_counts_trials_and_describes_itself(tmp_path):
-    plan = make_plan(tmp_path, "lenet", LENET_TWO)
-    assert (plan.combinations, plan.num_trials, plan.seeds) == (2, 4, [0, 1])
-    assert plan.experiment_dir == tmp_path.resolve() / "lenet" / "t"
-    text = describe_plan(plan)
-    assert "grid  kernel_size: [3, 5]" in text and "2 configuration(s) × 2 seed(s) = 4" in text
-    # The fingerprint ignores resources but not what the trials are.
-    assert make_plan(tmp_path, "lenet", LENET_TWO, cpus_per_trial=2).fingerprint() == plan.fingerprint()
-    assert make_plan(tmp_path, "lenet", LENET_TWO, epochs=3).fingerprint() != plan.fingerprint()
-
-
-def test_plan_groups_seeds_into_trials(tmp_path):
-    plan = make_plan(tmp_path, "lenet", LENET_TWO, reps=3, seeds_per_trial=2)
-    assert plan.seed_groups == [[0, 1], [2]]
-    assert (plan.num_runs, plan.num_trials) == (6, 4)
-    assert "= 6 runs in 4 trials of up to 2 seeds" in describe_plan(plan)
-    assert make_plan(tmp_path, "lenet", LENET_TWO, reps=3).fingerprint() != plan.fingerprint()
-    vectorized = make_plan(tmp_path, "lenet", LENET_TWO, reps=3, seeds_per_trial=9, vectorize=True)
-    assert vectorized.seed_groups == [[0, 1, 2]] and "(vectorized)" in describe_plan(vectorized)
-
-
-@pytest.mark.parametrize("configs, seeds, slots, expected", [
-    (16, 3, 2, 3),  # LeNet's screen on 2 CPUs: 16 trials of 3 seeds
-    (1, 20, 2, 5),  # a final stage: 4 trials of 5 seeds, two per CPU
-    (1, 3, 2, 1),  # AlexNet's screen: grouping would idle a CPU
-    (16, 3, 64, 1),  # a cluster with more slots than runs
-])
-def test_auto_grouping_keeps_every_slot_busy(tmp_path, configs, seeds, slots, expected):
-    plan = make_plan(tmp_path, "linear", {"nodes": list(range(1, configs + 1)), "layers": 1, "dropout": False},
-                     reps=seeds)
-    assert auto_seeds_per_trial(plan, slots) == expected
-    # An experiment that started with another grouping keeps it, so that it resumes.
-    plan.experiment_dir.mkdir(parents=True)
-    (plan.experiment_dir / "search.json").write_text('{"seeds_per_trial": 2, "trials": {}}')
-    assert auto_seeds_per_trial(plan, slots) == 2
-
-
-@pytest.mark.parametrize("kw, words", [
-    ({"seeds_per_trial": 0}, "--seeds-per-trial must be at least 1"),
-    ({"vectorize": True}, "--vectorize trains the seeds of a trial as one model"),
-    ({"search": "random", "reps": 3, "seeds_per_trial": 2}, "--seeds-per-trial must be 1 or all 3 seeds"),
-    ({"pairs": 0}, "--pairs must be at least 2"),
-    ({"reps": 0}, "--reps must be at least 1"),
-    ({"epochs": 0}, "--epochs must be at least 1"),
-    ({"cpus_per_trial": 0}, "--cpus-per-trial must be positive"),
-    ({"gpus_per_trial": -1}, "--gpus-per-trial must be a fraction"),
-    ({"gpus_per_trial": 1.5}, "--gpus-per-trial must be a fraction"),
-    ({"max_concurrent": 0}, "--max-concurrent must be at least 1"),
-    ({"stage": "warmup"}, "unknown stage"),
-])
-def test_plan_rejects_bad_values(tmp_path, kw, words):
-    with pytest.raises(SearchError, match=words):
-        make_plan(tmp_path, **kw)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -155,9 +80,10 @@ class TestLocalRay:
         assert not outcome.interrupted and not outcome.resumed and outcome.experiment_dir == exp
 
         meta = json.loads((exp / "search.json").read_text())
-        assert meta["arch"] == "lenet" and meta["name"] == "t" and meta["num_trials"] == 4
+        assert meta["space"] == meta["network"] == "lenet" and meta["format_version"] == FORMAT_VERSION
+        assert meta["name"] == "t" and meta["num_trials"] == 4 and "arch" not in meta
         assert meta["axes"] == ["kernel_size"] and meta["seeds"] == [0, 1] and meta["finished"]
-        assert meta["fixed"]["pairs"] == 20 and meta["fixed"]["epochs"] == 2
+        assert meta["fixed"]["pairs"] == 20 and meta["fixed"]["epochs"] == 2 and meta["fixed"]["network"] == "lenet"
         assert set(statuses(exp).values()) == {"TERMINATED"} and len(meta["trials"]) == 4
         assert meta["machine"]["ray_cpus"] == 2 and meta["machine"]["ray_nodes"] == 1
         # Tune's own loggers stay off (the tidy tables are ours), and only for the search's duration.
@@ -258,6 +184,29 @@ class TestLocalRay:
         again = reproduce.reproduce(tmp_path, spaces=("linear",), quick=True, echo=said.append)
         assert all(o.resumed and not o.interrupted for o in again)
         assert snapshot(tmp_path / "linear" / "screen" / "trials") == before
+
+    def test_a_registered_searcher_runs_the_search(self, tmp_path, trial_rows):
+        """One registered function is a new --search: here Tune's random generator, capped at one trial at a
+        time, draws 3 configurations of one seed."""
+        from ray.tune.search import BasicVariantGenerator
+
+        from tune_digits.search import SEARCHERS, register_searcher
+
+        @register_searcher("one_at_a_time")
+        def one_at_a_time(plan):
+            """NUM_SAMPLES draws, one trial at a time"""
+            return BasicVariantGenerator(max_concurrent=1)
+
+        try:
+            plan = make_plan(tmp_path, reps=1, epochs=1, search="one_at_a_time", num_samples=3)
+            outcome = run_search(plan, progress=False, echo=lambda _: None)
+        finally:
+            SEARCHERS.pop("one_at_a_time")
+        assert (outcome.trials, outcome.finished, outcome.failed, outcome.interrupted) == (3, 3, 0, False)
+        rows = trial_rows(plan.experiment_dir)
+        check_complete(rows, trials=3, epochs=1)
+        assert {r[0]["nodes"] for r in rows.values()} <= {16, 32}
+        assert json.loads((plan.experiment_dir / "search.json").read_text())["search"] == "one_at_a_time"
 
     def test_require_gpu_without_one_is_a_clear_error(self, tmp_path):
         plan = make_plan(tmp_path, gpus_per_trial=0.25)
@@ -368,6 +317,17 @@ class TestLocalRay:
             run_search(make_plan(tmp_path, reps=1, epochs=1), progress=False, echo=lambda _: None)
         assert snapshot(exp) == before
 
+    def test_an_experiment_whose_ray_state_cannot_be_restored_is_refused(self, tmp_path):
+        """Tune's pickle of an experiment started by an earlier tune-digits names functions that have moved:
+        a rerun says so in one line instead of a traceback, and touches nothing."""
+        plan = make_plan(tmp_path, reps=1, epochs=1, overrides={**LINEAR_TWO, "nodes": [16]})
+        run_search(plan, progress=False, echo=lambda _: None)
+        (plan.experiment_dir / "ray" / "tuner.pkl").write_bytes(b"\x80\x04ctune_digits.search\n_atomic_write\n.")
+        before = snapshot(plan.experiment_dir / "trials")
+        with pytest.raises(SearchError, match="cannot resume, Ray's saved state names code this version no longer"):
+            run_search(plan, progress=False, echo=lambda _: None)
+        assert snapshot(plan.experiment_dir / "trials") == before
+
     def test_errored_trials_resume_and_restart_archives(self, tmp_path, faults, trial_rows):
         plan = make_plan(tmp_path, max_failures=0)  # seeds 0 and FAULT_SEED: two of four trials fail
         exp = plan.experiment_dir
@@ -435,79 +395,3 @@ class TestFractionalGpu:
         check_complete(rows, trials=5, epochs=2)
         # Measured from the trials' own timestamps: 4 overlap (1 GPU / 0.25), not 1, and not all 5.
         assert overlap(rows) == 4
-
-
-# ---------------------------------------------------------------------------------------------------
-# The CLI and bad input: one `error:` line, exit 1, no traceback, nothing in the output folder touched.
-
-
-@pytest.fixture
-def existing_results(tmp_path):
-    """An output folder that already holds an experiment, lenet/default (what a bad command must not touch)."""
-    exp = tmp_path / "out" / "lenet" / "default"
-    (exp / "trials").mkdir(parents=True)
-    (exp / "search.json").write_text(json.dumps({"arch": "lenet", "name": "default", "trials": {}}))
-    (exp / "trials" / "x_00000.csv").write_text(",".join(ROW_HEAD) + "\n")
-    (exp / "epochs.csv").write_text(",".join(ROW_HEAD) + "\n")
-    return tmp_path / "out"
-
-
-BAD = [
-    (["vgg"], "unknown search space 'vgg'"),
-    (["{bad_yaml}"], "not valid YAML"),
-    (["{tmp}/missing.yaml"], "no such search-space file"),
-    (["lenet", "--set", "kernel_size"], "expected key=value, got 'kernel_size'"),
-    (["lenet", "--set", "kernel_size=[3, 5"], "cannot read the value of 'kernel_size=[3, 5'"),
-    (["lenet", "--set", "kernel_size=[4]"], "grid.kernel_size: kernel_size must be one of [3, 5], got 4"),
-    (["lenet", "--set", "seed=3"], "--set seed: use --reps"),
-    (["lenet", "--set", "lr=fast"], "lr must be a number, got 'fast'"),
-    (["lenet", "--pairs", "0"], "--pairs must be at least 2"),
-    (["lenet", "--reps", "0"], "--reps must be at least 1"),
-    (["lenet", "--gpus-per-trial", "-1"], "--gpus-per-trial must be a fraction in (0, 1] or a whole number, got -1"),
-    (["lenet", "--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
-    (["lenet", "--vectorize"], "--vectorize trains the seeds of a trial as one model"),
-    (["lenet", "--seeds-per-trial", "0"], "--seeds-per-trial must be at least 1"),
-]
-
-
-@pytest.mark.parametrize("args, words", BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_cli_bad_input_is_one_error_line(tmp_path, existing_results, args, words):
-    bad_yaml = tmp_path / "broken.yaml"
-    bad_yaml.write_text("arch: lenet\ngrid: {kernel_size: [3, 5}\n")
-    args = [a.format(bad_yaml=bad_yaml, tmp=tmp_path) for a in args]
-    before = snapshot(existing_results)
-    result = CliRunner().invoke(main, ["search", *args, "--output", str(existing_results)])
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit)  # handled, not a crash
-    errors = result.stderr.strip().splitlines()
-    assert len(errors) == 1 and errors[0].startswith("error: ") and words in errors[0], result.stderr
-    assert "Traceback" not in result.output
-    assert snapshot(existing_results) == before
-
-
-def test_cli_reads_exponent_floats_as_numbers(existing_results):
-    """On the command line `1e-3` is a number, though PyYAML (YAML 1.1) alone reads it as text."""
-    result = CliRunner().invoke(main, ["search", "lenet", "--set", "lr=1e-3", "--set", "weight_decay=[1e-4, 5e-4]",
-                                       "--dry-run", "--output", str(existing_results)])
-    assert result.exit_code == 0, result.output
-    assert "fixed lr: 0.001" in result.output and "grid  weight_decay: [0.0001, 0.0005]" in result.output
-
-
-def test_cli_dry_run_runs_nothing(existing_results):
-    before = snapshot(existing_results)
-    result = CliRunner().invoke(main, ["search", "resnet", "--reps", "2", "--set", "blocks=[1, 2]", "--dry-run",
-                                       "--output", str(existing_results)])
-    assert result.exit_code == 0, result.output
-    assert "trials: 120 configuration(s) × 2 seed(s) = 240" in result.stdout
-    assert snapshot(existing_results) == before
-    assert not (existing_results / "resnet").exists()
-
-
-def test_cli_spaces_lists_grid_sizes():
-    result = CliRunner().invoke(main, ["spaces"])
-    assert result.exit_code == 0, result.output
-    lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:] if line.strip()}
-    for name, size in {"linear": 40, "lenet": 16, "resnet": 300, "alexnet": 1}.items():
-        assert f" {size} " in lines[name]
-    assert "screen: 350 pairs × 3 seeds = 48 trials" in lines["lenet"]
-    assert "final: 1000 pairs × 20 seeds = 20 trials" in lines["lenet"]

@@ -1,0 +1,18 @@
+"""Search spaces → Ray Tune trials → the tidy per-epoch tables. The only package that imports ray, and only
+inside the functions that run a search: planning, a dry run and `--help` never pay for it.
+
+- plan: what will run (`plan_search` → `SearchPlan`, `describe_plan`), no Ray;
+- algorithms: the registries of searchers and schedulers, and the plan in Tune's terms;
+- runner: Ray start, the experiment's lock, the Tuner (new or restored), the outcome;
+- trainable: the trial (Ray ↔ train); writer and progress: the driver-side callbacks (live: what they share);
+- faults: the fault-injection hooks of the tests.
+"""
+from .algorithms import SCHEDULERS, SEARCHERS, register_scheduler, register_searcher
+from .faults import DELAY_ENV, FAULT_ENV
+from .plan import (Algorithm, Resources, RunOptions, SearchError, SearchPlan, Sizes, auto_seeds_per_trial,
+                   describe_plan, plan_search)
+from .runner import SearchOutcome, cpu_model, init_ray, ray_session, run_search, trial_slots
+
+__all__ = ["Algorithm", "DELAY_ENV", "FAULT_ENV", "Resources", "RunOptions", "SCHEDULERS", "SEARCHERS", "SearchError",
+           "SearchOutcome", "SearchPlan", "Sizes", "auto_seeds_per_trial", "cpu_model", "describe_plan", "init_ray",
+           "plan_search", "ray_session", "register_scheduler", "register_searcher", "run_search", "trial_slots"]

@@ -1,0 +1,281 @@
+"""What a search will run, decided before Ray starts (so `--dry-run` shows exactly this): a search space,
+a stage and the user's options → a `SearchPlan`. No Ray, no torch at import time.
+
+The options come in four groups, each checked on construction: `Sizes` (how big and how many),
+`Algorithm` (a registered searcher and scheduler), `Resources` (per trial, and how many at once) and
+`RunOptions` (checkpoints, retries, seed grouping, storage).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import UserError
+from ..results import CONFIG_RENAMES, SEARCH_JSON, ResultsError, read_meta
+from .algorithms import scheduler, searcher
+
+if TYPE_CHECKING:
+    from ..spaces import Space
+
+STAGES = ("screen", "final", "custom")
+
+
+class SearchError(UserError):
+    """A search that cannot start as asked; one line for the user."""
+
+
+def _at_least(group, **lows) -> None:
+    """Each named field of `group` is None or at least its low bound; errors name the CLI option."""
+    for name, low in lows.items():
+        value = getattr(group, name)
+        if value is not None and value < low:
+            raise SearchError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each trial is and how many repetitions; None takes the stage's value (else the file's)."""
+
+    pairs: int | None = None
+    reps: int | None = None  # seeds seed_offset .. seed_offset + reps - 1
+    epochs: int | None = None
+    seed_offset: int = 0
+
+    def __post_init__(self):
+        _at_least(self, pairs=2, reps=1, epochs=1)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """How configurations are chosen and stopped: names in the registries of `algorithms`."""
+
+    search: str = "grid"
+    num_samples: int = 1
+    scheduler: str = "fifo"
+
+    def __post_init__(self):
+        searcher(self.search)  # an unknown name fails with the known ones
+        scheduler(self.scheduler)
+        _at_least(self, num_samples=1)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial asks Ray for, and a cap on trials running at once (None: as many as fit)."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+
+    def __post_init__(self):
+        _at_least(self, max_concurrent=1)
+        if self.cpus_per_trial <= 0:
+            raise SearchError(f"--cpus-per-trial must be positive, got {self.cpus_per_trial}")
+        g = self.gpus_per_trial
+        if g < 0 or (g > 1 and g != int(g)):
+            raise SearchError(f"--gpus-per-trial must be a fraction in (0, 1] or a whole number, got {g}")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How trials run: checkpoints, retries, seed grouping and where Ray keeps its state."""
+
+    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch is always checkpointed)
+    max_failures: int = 2  # retries of a failing trial
+    seeds_per_trial: int = 1  # > 1: one trial trains that many seeds of a configuration (fit_replicas)
+    vectorize: bool = False  # ... as one batched model
+    storage: str | None = None  # Ray storage URI (a cluster's shared folder or bucket); None: the experiment's ray/
+
+    def __post_init__(self):
+        _at_least(self, checkpoint_every=1, seeds_per_trial=1)
+
+
+@dataclass
+class SearchPlan:
+    """Everything a search needs: the trials' values, the seeds and how the trials are run."""
+
+    space: Space
+    stage: str  # "screen", "final" or "custom"
+    name: str
+    pairs: int
+    epochs: int
+    seeds: list[int]
+    fixed: dict  # values shared by every trial (training hyperparameters, model options, ...)
+    grid: dict  # axis → list of values, or a distribution spec (random/optuna searches)
+    output: Path
+    algorithm: Algorithm = field(default_factory=Algorithm)
+    resources: Resources = field(default_factory=Resources)
+    options: RunOptions = field(default_factory=RunOptions)  # seeds_per_trial at most the seeds
+    metric: str = "test_error"  # what searchers and schedulers that rank trials minimise
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def network(self) -> str:
+        return self.space.arch
+
+    @property
+    def experiment_dir(self) -> Path:
+        return self.output / self.space.name / self.name
+
+    @property
+    def combinations(self) -> int:
+        lists = [len(v) for v in self.grid.values() if isinstance(v, list)]
+        per_sample = math.prod(lists) if searcher(self.algorithm.search).exhaustive else 1
+        return per_sample * self.algorithm.num_samples
+
+    @property
+    def seed_groups(self) -> list[list[int]]:
+        """The seeds each trial of a configuration trains: one each, or `seeds_per_trial` together."""
+        k = self.options.seeds_per_trial
+        return [self.seeds[i:i + k] for i in range(0, len(self.seeds), k)]
+
+    @property
+    def num_runs(self) -> int:
+        """Repetitions: configurations × seeds."""
+        return self.combinations * len(self.seeds)
+
+    @property
+    def num_trials(self) -> int:
+        """Ray trials: configurations × seed groups."""
+        return self.combinations * len(self.seed_groups)
+
+    def trial_base(self) -> dict:
+        """The values every trial's config shares (the grid's axes and the seed axis come on top)."""
+        threads = max(1, int(self.resources.cpus_per_trial))
+        return {**self.fixed, "arch": self.network, "pairs": self.pairs, "epochs": self.epochs, "threads": threads}
+
+    def fingerprint(self) -> str:
+        """What defines the trials; a rerun under the same name must match it to resume."""
+        key = {"fixed": self.trial_base(), "grid": self.grid, "seeds": self.seeds, "search": self.algorithm.search,
+               "num_samples": self.algorithm.num_samples, "scheduler": self.algorithm.scheduler}
+        key["fixed"].pop("threads")
+        if self.options.seeds_per_trial > 1:  # other trials, so no resuming across a change (absent by default)
+            key.update(seeds_per_trial=self.options.seeds_per_trial, vectorize=self.options.vectorize)
+        return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plan_search(space: Space, *, stage: str | None = None, name: str | None = None, best: dict | None = None,
+                output: str | Path = "outputs", sizes: Sizes = Sizes(), algorithm: Algorithm = Algorithm(),
+                resources: Resources = Resources(), options: RunOptions = RunOptions()) -> SearchPlan:
+    """Turn a space, a stage and the user's options into a plan.
+
+    `screen` runs every combination at the stage's pairs and seeds; `final` runs only `best` (the screen's
+    winner, else the file's declared best) at the final stage's size; `custom` (no stage) runs the grid
+    with the file's fixed values.
+    """
+    stage = stage or "custom"
+    if stage not in STAGES:
+        raise SearchError(f"unknown stage '{stage}'; use screen or final")
+    spec = space.stages.get(stage)
+    if stage != "custom" and spec is None:
+        raise SearchError(f"{space.path}: no stages.{stage} section")
+    fixed, grid, notes = dict(space.fixed), dict(space.grid), []
+    if stage == "final":
+        grid, note = _final_grid(space, grid, best)
+        notes.append(note)
+    pairs = sizes.pairs or (spec.pairs if spec else fixed.get("pairs", 1000))
+    epochs = sizes.epochs or (spec.epochs if spec and spec.epochs else None) or fixed.get("epochs", 25)
+    n_seeds = sizes.reps or (spec.seeds if spec else 1)
+    fixed.pop("pairs", None)
+    fixed.pop("epochs", None)
+    notes += _algorithm_notes(algorithm, grid, fixed)
+    options = _grouping(options, algorithm, n_seeds)
+    _check_trial_config(space, {**fixed, "pairs": pairs, "epochs": epochs})
+    seeds = list(range(sizes.seed_offset, sizes.seed_offset + n_seeds))
+    return SearchPlan(space=space, stage=stage, name=name or (stage if stage != "custom" else "default"),
+                      pairs=pairs, epochs=epochs, seeds=seeds, fixed=fixed, grid=grid, output=Path(output).resolve(),
+                      algorithm=algorithm, resources=resources, options=options,
+                      metric="val_error" if fixed.get("val_fraction") else "test_error", notes=notes)
+
+
+def _final_grid(space: Space, grid: dict, best: dict | None) -> tuple[dict, str]:
+    """The final stage's one-combination grid and the note that says where it came from."""
+    chosen = best if best is not None else space.best
+
+    def key_in_chosen(axis: str) -> str | None:  # the report names options as results do today (CONFIG_RENAMES)
+        return next((k for k in (axis, CONFIG_RENAMES.get(axis)) if k in chosen), None)
+
+    missing = [k for k in grid if key_in_chosen(k) is None]
+    if missing:
+        raise SearchError(f"--stage final needs the best value of {', '.join(missing)}: run --stage screen "
+                          f"first or declare it under best: in {space.path}")
+    keys = {axis: key_in_chosen(axis) for axis in grid}
+    note = (f"best combination ({'from the screen stage' if best is not None else 'declared in the file'}): "
+            + (", ".join(f"{k}={v}" for k, v in chosen.items() if k in keys.values()) or "the only one"))
+    return {axis: [chosen[key]] for axis, key in keys.items()}, note
+
+
+def _algorithm_notes(algorithm: Algorithm, grid: dict, fixed: dict) -> list[str]:
+    notes = []
+    if searcher(algorithm.search).exhaustive and algorithm.num_samples == 1 \
+            and any(isinstance(v, dict) for v in grid.values()):
+        notes.append("the grid has distributions: each is sampled once (use --num-samples N for more)")
+    if scheduler(algorithm.scheduler).stops_early and not fixed.get("val_fraction"):
+        notes.append(f"{algorithm.scheduler.upper()} stops trials on test_error: set val_fraction (e.g. --set "
+                     f"val_fraction=0.2) so early stopping never looks at the test set")
+    return notes
+
+
+def _grouping(options: RunOptions, algorithm: Algorithm, n_seeds: int) -> RunOptions:
+    """The options with seeds_per_trial at most the seeds, checked against vectorize and the searcher."""
+    per_trial = min(options.seeds_per_trial, n_seeds)
+    if options.vectorize and per_trial < 2:
+        raise SearchError("--vectorize trains the seeds of a trial as one model: give --seeds-per-trial 2 or more "
+                          f"(this search has {n_seeds} seed(s))")
+    if not searcher(algorithm.search).exhaustive and per_trial not in (1, n_seeds):
+        raise SearchError(f"--search {algorithm.search} samples each configuration once: --seeds-per-trial must "
+                          f"be 1 or all {n_seeds} seeds")
+    return replace(options, seeds_per_trial=per_trial)
+
+
+def _check_trial_config(space: Space, values: dict) -> None:
+    """One full trial config, checked before anything runs (values were checked axis by axis on load)."""
+    from ..train import TrainConfig
+
+    try:
+        TrainConfig.from_flat({**values, "arch": space.arch})
+    except UserError as err:
+        raise SearchError(f"{space.path}: {err}") from None
+
+
+def previous_meta(experiment_dir: Path) -> dict | None:
+    """The search.json of an experiment that already started (in today's names), None if none."""
+    try:
+        return read_meta(experiment_dir / SEARCH_JSON, missing_ok=True)
+    except ResultsError as err:
+        raise SearchError(f"{err}; use --restart to archive it or --name to start another") from None
+
+
+def auto_seeds_per_trial(plan: SearchPlan, slots: int) -> int:
+    """Seeds per trial such that there are still at least two trials per slot (trials running at once), so
+    grouping never idles a CPU or GPU share and uneven trial lengths still balance out. An experiment that
+    already started keeps its grouping, so that it resumes instead of being refused as another search."""
+    previous = previous_meta(plan.experiment_dir)
+    if previous is not None:
+        return int(previous.get("seeds_per_trial", 1))
+    n = len(plan.seeds)
+    groups = min(n, math.ceil(2 * max(1, slots) / plan.combinations))  # per configuration
+    return math.ceil(n / groups)  # groups of even size: 20 seeds in 4 groups are 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2
+
+
+def describe_plan(plan: SearchPlan) -> str:
+    """What --dry-run prints: the grid, the fixed values, the trial count and the resources."""
+    opts, res, alg = plan.options, plan.resources, plan.algorithm
+    lines = [f"search space: {plan.space.name} ({plan.space.path}), network {plan.network}, stage {plan.stage}",
+             f"experiment:   {plan.experiment_dir}"]
+    lines += [f"  grid  {key}: {values}" for key, values in plan.grid.items()]
+    lines += [f"  fixed {key}: {value}" for key, value in sorted(plan.fixed.items())]
+    grouped = (f" runs in {plan.num_trials} trials of up to {opts.seeds_per_trial} seeds"
+               + (" (vectorized)" if opts.vectorize else "")) if opts.seeds_per_trial > 1 else ""
+    lines += [f"  pairs: {plan.pairs}   epochs: {plan.epochs}   seeds: {len(plan.seeds)} "
+              f"({plan.seeds[0]}..{plan.seeds[-1]})",
+              f"trials: {plan.combinations} configuration(s) × {len(plan.seeds)} seed(s) = {plan.num_runs}" + grouped,
+              f"each trial: {res.cpus_per_trial:g} CPU, {res.gpus_per_trial:g} GPU; search {alg.search}, "
+              f"scheduler {alg.scheduler}, up to {opts.max_failures} retries per trial, "
+              f"checkpoint every {opts.checkpoint_every} epoch(s)"]
+    lines += [f"note: {n}" for n in plan.notes]
+    return "\n".join(lines)

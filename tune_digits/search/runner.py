@@ -1,0 +1,319 @@
+"""Running a plan on Ray: start (or join) Ray, hold the experiment's lock, build the Tuner or restore an
+interrupted one through Tune's public API, fit, and sum up the outcome. Ray is imported inside the
+functions, so importing this module stays cheap.
+
+One experiment is `OUTPUT/<space>/<name>/`: Ray's own folder under `ray/` (checkpoints, for resuming; or
+under --storage) and the tidy tables of outputs/README.md, which the ResultWriter callback writes.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
+from .plan import Resources, SearchError, SearchPlan, previous_meta
+
+
+@dataclass
+class SearchOutcome:
+    experiment_dir: Path
+    resumed: bool
+    trials: int
+    finished: int
+    failed: int
+    interrupted: bool
+    notes: list[str]
+    resources: Resources = field(default_factory=Resources)  # what each trial got (after a GPU fallback)
+
+
+def init_ray(address: str | None, verbose: bool, num_cpus: int | None, num_gpus: int | None) -> bool:
+    """Join the cluster at `address`, else start a local Ray; False when Ray was already running."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if ray.is_initialized():
+        return False
+    kwargs = dict(include_dashboard=False, log_to_driver=verbose, configure_logging=True,
+                  logging_level="INFO" if verbose else "ERROR")
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+    except ConnectionError as err:
+        raise SearchError(f"cannot reach a Ray cluster at '{address}': {err}") from None
+    return True
+
+
+@contextmanager
+def ray_session(address: str | None = None, verbose: bool = False, num_cpus: int | None = None,
+                num_gpus: int | None = None):
+    """Ray for the block: the cluster at `address`, a running Ray, or a local one started (and shut down
+    after the block) here."""
+    import ray
+
+    started = init_ray(address, verbose, num_cpus, num_gpus)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def trial_slots(resources: Resources) -> int:
+    """How many trials asking for `resources` the running Ray fits at once."""
+    import ray
+
+    cluster = ray.cluster_resources()
+    slots = int(cluster.get("CPU", 1) // resources.cpus_per_trial)
+    if resources.gpus_per_trial and cluster.get("GPU"):
+        slots = min(slots, int(cluster["GPU"] // resources.gpus_per_trial))
+    return slots
+
+
+def check_gpus(plan: SearchPlan, require_gpu: bool, address: str | None) -> tuple[SearchPlan, str | None]:
+    """Asking Ray for a GPU that no node has makes trials wait forever: fall back to CPU (the plan returned
+    asks for no GPU, and the note says so), or fail clearly."""
+    import ray
+
+    gpus = plan.resources.gpus_per_trial
+    if gpus <= 0 or ray.cluster_resources().get("GPU", 0) >= gpus:
+        return plan, None
+    if require_gpu and not address:
+        raise SearchError(f"--gpus-per-trial {gpus:g} asked with --require-gpu, but this machine "
+                          f"has no GPU Ray can use")
+    if require_gpu:
+        return plan, "no GPU in the cluster yet; trials wait for GPU workers (--require-gpu), e.g. from the autoscaler"
+    plan = replace(plan, resources=replace(plan.resources, gpus_per_trial=0.0))
+    return plan, "no GPU available to Ray: running on CPU instead (pass --require-gpu to insist)"
+
+
+def run_search(plan: SearchPlan, *, address: str | None = None, restart: bool = False, verbose: bool = False,
+               progress: bool = True, data_dir=None, require_gpu: bool = False, num_cpus: int | None = None,
+               num_gpus: int | None = None, command: str = "", echo: Callable[[str], None] = print) -> SearchOutcome:
+    """Run (or resume) the plan's experiment; Ctrl-C stops it with the partial results kept."""
+    lock = lock_experiment(plan.experiment_dir)
+    try:
+        return _run_search(plan, address=address, restart=restart, verbose=verbose, progress=progress,
+                           data_dir=data_dir, require_gpu=require_gpu, num_cpus=num_cpus, num_gpus=num_gpus,
+                           command=command, echo=echo)
+    finally:
+        lock.close()  # releases the lock
+
+
+def lock_experiment(exp_dir: Path):
+    """Hold an exclusive lock on OUTPUT/SPACE/.NAME.lock for the whole search: a second search under the same
+    name at the same time would mix its trials into this one's folder, so it is refused instead."""
+    exp_dir.parent.mkdir(parents=True, exist_ok=True)
+    handle = (exp_dir.parent / f".{exp_dir.name}.lock").open("a")
+    try:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # no fcntl (Windows): no lock
+        pass
+    except OSError:
+        handle.close()
+        raise SearchError(f"{exp_dir} is in use by another search that is still running; wait for it to end "
+                          f"or use another --name") from None
+    return handle
+
+
+def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_dir, require_gpu, num_cpus,
+                num_gpus, command, echo) -> SearchOutcome:
+    from ..data import load_mnist14
+    from .live import Session, running
+
+    exp_dir = plan.experiment_dir
+    previous = previous_meta(exp_dir)
+    if previous and not restart and previous.get("fingerprint") != plan.fingerprint():
+        raise SearchError(f"{exp_dir} holds a different search (other grid, seeds or fixed values); "
+                          f"use --name to start another, or --restart to archive it and start afresh")
+    mnist = load_mnist14(data_dir)  # fails here, before Ray starts, on a bad --data-dir
+    with ray_session(address, verbose, num_cpus, num_gpus):
+        try:
+            plan, note = check_gpus(plan, require_gpu, address)
+            notes = list(plan.notes)
+            if note:
+                notes.append(note)
+                echo(f"note: {note}")
+            if restart and exp_dir.exists():
+                # Only now that the search can start: a refused search leaves the earlier results in place.
+                notes.append(_archive(exp_dir, plan.name))
+                previous = None
+            location = _ray_location(plan)
+            exp_dir.mkdir(parents=True, exist_ok=True)
+            meta = _start_meta(plan, previous, command, ray_path=location[2])
+            with running(Session(plan, meta, show_progress=progress)) as key:
+                tuner, resumed = _tuner(plan, key, previous, mnist, location, verbose, echo)
+                with _without_tune_loggers():
+                    results = tuner.fit()  # Ctrl-C stops it and returns the partial results
+            return _outcome(plan, meta, len(results.errors), resumed, notes, echo)
+        finally:
+            write_epochs_csv(exp_dir)
+
+
+def _archive(exp_dir: Path, name: str) -> str:
+    """Move an experiment's folder to OUTPUT/SPACE/.archive/NAME-<time>; returns the note that says where."""
+    archive = exp_dir.parent / ".archive" / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(exp_dir, archive)
+    return f"earlier results moved to {archive}"
+
+
+def _ray_location(plan: SearchPlan) -> tuple[str, str, str]:
+    """Tune's storage_path, experiment name and the path of its folder: under --storage, else the
+    experiment's own ray/ folder."""
+    if plan.options.storage:
+        storage_path, exp_name = plan.options.storage, f"{plan.space.name}-{plan.name}"
+    else:
+        storage_path, exp_name = str(plan.experiment_dir), "ray"
+    return storage_path, exp_name, f"{storage_path.rstrip('/')}/{exp_name}"
+
+
+def _start_meta(plan: SearchPlan, previous: dict | None, command: str, ray_path: str) -> dict:
+    """search.json for this run: the earlier one when resuming (read in today's names, so it is written
+    back as today's format), else a new one."""
+    from .writer import utc_now
+
+    if previous:
+        meta = {**previous, "format_version": FORMAT_VERSION}
+    else:
+        grid = rename_config(plan.grid)  # the format's option names (the trials' configs are Tune's, as run)
+        meta = new_meta(
+            space=plan.space.name, network=plan.network, name=plan.name, stage=plan.stage,
+            space_file=str(plan.space.path), axes=list(grid),
+            fixed=rename_config({k: v for k, v in plan.trial_base().items() if k != "threads"}), grid=grid,
+            seeds=plan.seeds, seeds_per_trial=plan.options.seeds_per_trial, vectorize=plan.options.vectorize,
+            num_trials=plan.num_trials, search=plan.algorithm.search, scheduler=plan.algorithm.scheduler,
+            metric=plan.metric, fingerprint=plan.fingerprint(), trials={}, command=command, versions=_versions(),
+            ray_path=ray_path, started=utc_now())
+    meta.pop("finished", None)
+    meta["resources"] = {"cpus_per_trial": plan.resources.cpus_per_trial,
+                         "gpus_per_trial": plan.resources.gpus_per_trial}
+    meta["machine"] = _machine()  # of the latest run (a resumed search may run elsewhere)
+    return meta
+
+
+def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: tuple[str, str, str],
+           verbose: bool, echo):
+    """(Tuner, resumed): Tune's restored experiment when there is one to resume, else a new Tuner.
+
+    A restored Tuner brings back the callbacks pickled when the experiment started; they find this run's
+    session through the experiment's folder (live.py), so nothing of the restored run config needs replacing."""
+    from ray import tune
+
+    from .algorithms import param_space, tune_config
+    from .progress import Progress
+    from .trainable import run_trial
+    from .writer import ResultWriter
+
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.options.checkpoint_every,
+                             vectorize=plan.options.vectorize),
+        {"cpu": plan.resources.cpus_per_trial, "gpu": plan.resources.gpus_per_trial})
+    storage_path, exp_name, ray_path = location
+    if previous and tune.Tuner.can_restore(ray_path):
+        echo(f"resuming {plan.experiment_dir} (finished trials are kept, unfinished ones continue from their "
+             f"checkpoint)")
+        return _restore(ray_path, trainable, plan.experiment_dir), True
+    if previous and has_rows(plan.experiment_dir):
+        # Results without Ray's experiment folder (e.g. a result set committed to git): rerunning would
+        # replace them trial by trial, so refuse rather than overwrite.
+        raise SearchError(f"{plan.experiment_dir} holds results but no Ray experiment to resume ({ray_path}); "
+                          f"use --name to start another, or --restart to archive them and start afresh")
+    run_config = tune.RunConfig(
+        name=exp_name, storage_path=storage_path, verbose=1 if verbose else 0,
+        callbacks=[ResultWriter(key), Progress(key)],
+        failure_config=tune.FailureConfig(max_failures=plan.options.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+    return tune.Tuner(trainable, param_space=param_space(plan), tune_config=tune_config(plan),
+                      run_config=run_config), False
+
+
+def _restore(ray_path: str, trainable, exp_dir: Path):
+    from ray import tune
+
+    try:
+        return tune.Tuner.restore(ray_path, trainable, resume_errored=True)
+    except (AttributeError, ImportError) as err:
+        # Tune's pickle of the experiment names code that is gone: it was started by an earlier tune-digits.
+        raise SearchError(f"{exp_dir}: cannot resume, Ray's saved state names code this version no longer has "
+                          f"({err}); use --restart to archive it and start afresh, or --name to start another") from None
+
+
+def _outcome(plan: SearchPlan, meta: dict, failed: int, resumed: bool, notes: list[str], echo) -> SearchOutcome:
+    """Say which trials failed after their retries, and why; count what finished."""
+    for trial_id, entry in meta["trials"].items():
+        if entry.get("status") == "ERROR":
+            config = entry.get("config") or {}
+            what = ", ".join(f"{k}={config[k]}" for k in [*plan.grid, "seed", "seeds"] if k in config)
+            echo(f"failed: trial {trial_id} ({what}): {entry.get('error', 'unknown error')}")
+    finished = [t.get("status") for t in meta["trials"].values()].count("TERMINATED")
+    interrupted = finished + failed < plan.num_trials
+    return SearchOutcome(plan.experiment_dir, resumed, plan.num_trials, finished, failed, interrupted, notes,
+                         plan.resources)
+
+
+@contextmanager
+def _without_tune_loggers():
+    """Tune's default CSV, JSON and TensorBoard logger callbacks write every result a second time, into ray/
+    (the tidy tables are ours): the driver, which shares the cores with the trials, does that work between
+    each epoch's report and the trial's next one. Off unless the user set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS:
+    BENCHMARKS.md §2 measures what it saves."""
+    name = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Provenance: where and with what the search ran (search.json's `machine` and `versions`)
+
+
+def cpu_model() -> str:
+    """This machine's CPU model name (benchmarks print it beside their timings too)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _machine() -> dict:
+    """The driver's CPU and the Ray cluster's resources (wall times depend on both)."""
+    import platform
+
+    import ray
+
+    resources = ray.cluster_resources()
+    return {"driver_cpu": cpu_model(), "driver_cpus": os.cpu_count(), "platform": platform.platform(),
+            "ray_nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+            "ray_cpus": resources.get("CPU", 0), "ray_gpus": resources.get("GPU", 0)}
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for package in ("tune-digits", "torch", "ray"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "unknown"
+    return out

@@ -1,0 +1,88 @@
+"""The trial: Ray Tune's function trainable, run inside a Ray worker. It rebuilds the TrainConfig(s) from
+Tune's flat config, calls the training loop (which knows nothing of Ray) and turns each epoch into a
+`tune.report`, with a checkpoint every `checkpoint_every` epochs and at the last."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from .faults import epoch_delay, maybe_fail
+
+
+def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bool = False) -> None:
+    """One (configuration, seed), or with `seeds` in the config one configuration and several seeds
+    (`fit_replicas`). Each checkpoint also makes Tune save the experiment's state (we keep one checkpoint
+    per trial), which is most of Ray's per-epoch overhead on big grids: see BENCHMARKS.md.
+
+    A grouped trial reports the mean over its seeds under the usual metric names (what schedulers and
+    searchers see) and each seed's own metrics under `replicas`, which the ResultWriter turns into rows."""
+    import ray
+    import torch
+
+    from ..data import generate_pair_sets
+    from ..train import TrainConfig, fit, fit_replicas
+
+    seeds = config.get("seeds")
+    flat = {k: v for k, v in config.items() if k != "seeds"}
+    configs = [TrainConfig.from_flat({**flat, "seed": seed}) for seed in seeds] if seeds \
+        else [TrainConfig.from_flat(flat)]
+    # A fractional GPU from Ray is only used when torch can see one (fake GPUs in tests cannot).
+    device = torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
+    datas = [generate_pair_sets(c.pairs, c.seed, n_test=c.test_pairs, mnist=mnist) for c in configs]
+    on_epoch = _reporter(config, [c.seed for c in configs] if seeds else None, configs[0].epochs, checkpoint_every)
+    if seeds:
+        fit_replicas(configs, datas, device, on_epoch=on_epoch, resume=_restored_state(), vectorize=vectorize)
+    else:
+        fit(configs[0], datas[0], device, on_epoch=on_epoch, resume=_restored_state())
+
+
+def _restored_state() -> dict | None:
+    """The training state of the trial's latest checkpoint (a retried or resumed trial), else None."""
+    import torch
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(Path(folder) / "state.pt", weights_only=False)
+
+
+def _reporter(config: dict, seeds: list[int] | None, epochs: int, checkpoint_every: int):
+    """fit's `on_epoch` callback: one `tune.report` per epoch, with the training state as a checkpoint every
+    `checkpoint_every` epochs and at the last one. `seeds`: the seeds of a grouped trial (metrics come as a
+    list, one per seed), None for one seed."""
+    import ray
+    import torch
+    from ray import tune
+
+    node = ray.get_runtime_context().get_node_id()
+
+    def on_epoch(metrics, state: Callable[[], dict]) -> None:
+        epoch = metrics[0]["epoch"] if seeds else metrics["epoch"]
+        maybe_fail(config, epoch)
+        extra = {"wall_time": time.time(), "node": node}
+        if seeds:
+            report = {**mean_metrics(metrics), **extra, "replicas": {str(s): m for s, m in zip(seeds, metrics)}}
+        else:
+            report = {**metrics, **extra}
+        if epoch % checkpoint_every and epoch != epochs:
+            tune.report(report)
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(state(), Path(folder) / "state.pt")
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+        epoch_delay()
+
+    return on_epoch
+
+
+def mean_metrics(metrics: list[dict]) -> dict:
+    """The seeds' metrics of one epoch averaged, key by key (the epoch number as it is)."""
+    out = {}
+    for key in metrics[0]:
+        values = [m[key] for m in metrics]
+        out[key] = values[0] if key == "epoch" else sum(values) / len(values)
+    return out
