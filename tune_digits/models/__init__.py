@@ -1,8 +1,19 @@
-"""Model registry. `create_model(name, **options)` returns a PairNet built on the named backbone."""
-from . import alexnet, lenet, linear, resnet  # noqa: F401  (registers the backbones)
+"""Model registry. `create_model(name, **options)` returns a PairNet built on the named backbone.
+
+Every module of this package registers its backbone with `@register_model` when imported, and all of them
+are imported here: a new network is one new model file (plus its search space), nothing else to edit.
+"""
+import importlib
+import pkgutil
+
 from .pair import STRATEGIES, PairNet, PairOutput
 from .registry import (BASE_TRAINING, NetworkSpec, backbone_options, create_backbone, list_models, network_spec,
                        paper_models, register_model, train_defaults, unregister_model)
+
+_NOT_MODELS = {"common", "pair", "registry"}
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in _NOT_MODELS:
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 PAIR_OPTIONS = {"strategy": "digits", "weight_sharing": True}
 
@@ -22,5 +33,5 @@ def count_parameters(model) -> int:
 
 
 __all__ = ["BASE_TRAINING", "STRATEGIES", "NetworkSpec", "PairNet", "PairOutput", "backbone_options", "count_parameters",
-           "create_backbone", "network_spec", "paper_models", "unregister_model",
-           "create_model", "list_models", "model_options", "register_model", "train_defaults"]
+           "create_backbone", "create_model", "list_models", "model_options", "network_spec", "paper_models",
+           "register_model", "train_defaults", "unregister_model"]
