@@ -145,7 +145,13 @@ def parse_space(raw, path: Path) -> Space:
         if isinstance(space.grid[key], list) and space.best[key] not in space.grid[key]:
             fail(f"best.{key}", f"{space.best[key]!r} is not one of the grid's values {space.grid[key]}")
 
-    stages = raw.get("stages") or {}
+    space.stages = _parse_stages(raw.get("stages") or {}, fail)
+    return space
+
+
+def _parse_stages(stages: dict, fail) -> dict[str, Stage]:
+    """The `stages:` section: screen/final sizes, each a mapping of positive integers."""
+    parsed = {}
     for stage, spec in stages.items():
         if stage not in STAGES:
             fail(f"stages.{stage}", f"unknown stage; allowed: {', '.join(STAGES)}")
@@ -158,8 +164,8 @@ def parse_space(raw, path: Path) -> Space:
                 fail(f"stages.{stage}.{key}", f"must be a positive integer, got {value!r}")
         if "pairs" not in spec or "seeds" not in spec:
             fail(f"stages.{stage}", "needs pairs and seeds")
-        space.stages[stage] = Stage(**spec)
-    return space
+        parsed[stage] = Stage(**spec)
+    return parsed
 
 
 def _check_distribution(key: str, spec: dict, fail) -> None:
