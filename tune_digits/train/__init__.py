@@ -14,7 +14,8 @@ from .augment import random_shift
 from .config import (OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig, choose_device, prepare_device,
                      seed_everything)
 from .engines import ENGINES, InTurn, Vectorized, build_optimizer, evaluate
-from .loop import METRICS, check_replicas, fit, fit_replicas, load_data, replica_epochs, train_epochs, train_once
+from ..results import METRICS  # one tuple of metric names: the results format's
+from .loop import check_replicas, fit, fit_replicas, load_data, replica_epochs, train_epochs, train_once
 from .loss import pair_loss
 
 __all__ = ["ENGINES", "METRICS", "OPTIMIZERS", "SCHEDULES", "ConfigError", "InTurn", "TrainConfig", "Vectorized",

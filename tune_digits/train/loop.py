@@ -19,7 +19,6 @@ from .augment import random_shift, repair
 from .config import ConfigError, TrainConfig, choose_device, prepare_device, shuffle_generator
 from .engines import Engine, InTurn, Vectorized
 
-METRICS = ("train_loss", "train_error", "test_digit_error", "test_error", "val_error", "val_digit_error")
 # 2: the replica loop (engine, replica axis on every per-replica entry). 1: before it, three layouts: fit's
 # (one model), in turn's (a list of fit's) and vectorized; fit's is upgraded, the others are refused.
 SNAPSHOT_FORMAT = 2
