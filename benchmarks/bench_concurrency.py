@@ -1,7 +1,7 @@
 """CPU concurrency: N trials × 1 thread at once against 1 trial × N threads at a time, on the same work.
 
     .venv/bin/python benchmarks/bench_concurrency.py                  # N=2, LeNet, 1,000 pairs, 5 epochs, 3 repeats
-    .venv/bin/python benchmarks/bench_concurrency.py --arch resnet --epochs 2 --repeats 2
+    .venv/bin/python benchmarks/bench_concurrency.py --network resnet --epochs 2 --repeats 2
 
 The work is N trials (seeds 0..N-1) of the paper's best net. `parallel`: N worker processes, torch threads = 1,
 one trial each, all at once (what a search does with --cpus-per-trial 1). `threaded`: one worker process with
@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import BEST as PAPER_BEST  # noqa: E402
 
-BEST = {arch: PAPER_BEST[arch] for arch in ('lenet', 'resnet')}  # the paper's best (benchmarks/common.py)
+BEST = {network: PAPER_BEST[network] for network in ('lenet', 'resnet')}  # the paper's best (benchmarks/common.py)
 
 
 def warm(threads: int) -> int:
@@ -40,14 +40,14 @@ def warm(threads: int) -> int:
     return os.getpid()
 
 
-def trials(arch: str, seeds: list[int], pairs: int, epochs: int, threads: int) -> float:
+def trials(network: str, seeds: list[int], pairs: int, epochs: int, threads: int) -> float:
     """Run the trials of `seeds` one after the other on `threads` threads; returns the wall time."""
     from tune_digits.data import generate_pair_sets
     from tune_digits.train import TrainConfig, fit
 
     start = time.perf_counter()
     for seed in seeds:
-        cfg = TrainConfig(arch=arch, pairs=pairs, epochs=epochs, seed=seed, threads=threads, options=BEST[arch])
+        cfg = TrainConfig(network=network, pairs=pairs, epochs=epochs, seed=seed, threads=threads, options=BEST[network])
         fit(cfg, generate_pair_sets(pairs, seed), "cpu")
     return time.perf_counter() - start
 
@@ -55,7 +55,7 @@ def trials(arch: str, seeds: list[int], pairs: int, epochs: int, threads: int) -
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2, help="Trials = threads (default 2, the machine's cores here).")
-    parser.add_argument("--arch", default="lenet", choices=sorted(BEST))
+    parser.add_argument("--network", default="lenet", choices=sorted(BEST))
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
@@ -73,10 +73,10 @@ def main(argv=None) -> int:
                 load = os.getloadavg()[0]
                 start = time.perf_counter()
                 if mode == "parallel":
-                    [f.result() for f in [many.submit(trials, args.arch, [s], args.pairs, args.epochs, 1)
+                    [f.result() for f in [many.submit(trials, args.network, [s], args.pairs, args.epochs, 1)
                                           for s in seeds]]
                 else:
-                    one.submit(trials, args.arch, seeds, args.pairs, args.epochs, args.n).result()
+                    one.submit(trials, args.network, seeds, args.pairs, args.epochs, args.n).result()
                 walls[mode] = (time.perf_counter() - start, load)
                 print(f"repeat {rep}: {mode} {walls[mode][0]:.1f} s (load average {load:.1f})",
                       file=sys.stderr, flush=True)
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
                          "ratio": walls["threaded"][0] / walls["parallel"][0],
                          "load": (walls["parallel"][1] + walls["threaded"][1]) / 2})
     med = statistics.median(r["ratio"] for r in rows)
-    print(f"bench_concurrency: {args.n} trials of {args.arch} ({args.pairs} pairs, {args.epochs} epochs), "
+    print(f"bench_concurrency: {args.n} trials of {args.network} ({args.pairs} pairs, {args.epochs} epochs), "
           f"{os.cpu_count()} CPUs\n")
     print(f"| repeat | {args.n} trials × 1 thread, s | 1 trial × {args.n} threads (×{args.n} in turn), s "
           f"| throughput ratio | load average (1 min) |")

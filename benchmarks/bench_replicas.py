@@ -3,7 +3,7 @@ trial does), in turn (`fit_replicas`) and vectorized (`fit_replicas(vectorize=Tr
 
     .venv/bin/python benchmarks/bench_replicas.py                        # LeNet and ResNet best: 3 seeds × 350 pairs
     .venv/bin/python benchmarks/bench_replicas.py --seeds 20 --pairs 1000 --epochs 2
-    .venv/bin/python benchmarks/bench_replicas.py --archs resnet --set channels=2 --set blocks=1
+    .venv/bin/python benchmarks/bench_replicas.py --networks resnet --set channels=2 --set blocks=1
     .venv/bin/python benchmarks/bench_replicas.py --device cuda --seeds 16 --pairs 1000
 
 No Ray: this isolates the compute. Each repeat runs the engines back to back, the order rotated from
@@ -24,7 +24,7 @@ from common import BEST, mean_std, parse_archs
 ENGINES = ("separate", "in_turn", "vectorized")
 
 
-def time_engines(arch: str, options: dict, seeds: int, pairs: int, epochs: int, device: str, repeats: int,
+def time_engines(network: str, options: dict, seeds: int, pairs: int, epochs: int, device: str, repeats: int,
                  engines=ENGINES, log=print) -> list[dict]:
     import torch
 
@@ -34,7 +34,7 @@ def time_engines(arch: str, options: dict, seeds: int, pairs: int, epochs: int, 
     threads = 1 if device == "cpu" else None
 
     def make(n_epochs):
-        return [TrainConfig(arch=arch, pairs=pairs, epochs=n_epochs, seed=s, threads=threads, options=options)
+        return [TrainConfig(network=network, pairs=pairs, epochs=n_epochs, seed=s, threads=threads, options=options)
                 for s in range(seeds)]
 
     datas = [generate_pair_sets(pairs, s) for s in range(seeds)]
@@ -60,12 +60,12 @@ def time_engines(arch: str, options: dict, seeds: int, pairs: int, epochs: int, 
             finals[engine] = run(engine, make(epochs))
             sync()
             times[engine].append(time.perf_counter() - start)
-            log(f"{arch} repeat {rep}: {engine} {times[engine][-1]:.2f} s")
+            log(f"{network} repeat {rep}: {engine} {times[engine][-1]:.2f} s")
     base = statistics.median(times["separate"]) if "separate" in times else None
     rows = []
     for engine in engines:
         med = statistics.median(times[engine])
-        rows.append({"arch": arch, "options": options, "engine": engine, "seeds": seeds, "pairs": pairs,
+        rows.append({"network": network, "options": options, "engine": engine, "seeds": seeds, "pairs": pairs,
                      "epochs": epochs, "device": device, "times_s": times[engine], "median_s": med,
                      "per_seed_epoch_s": med / (seeds * epochs), "speedup": base / med if base else None,
                      "final_test_error": mean_std(m["test_error"] for m in finals[engine])})
@@ -79,14 +79,14 @@ def markdown(rows: list[dict]) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in r["options"].items()) or "–"
         mean, std = r["final_test_error"]
         speed = f"{r['speedup']:.2f}×" if r["speedup"] else "–"
-        lines.append(f"| {r['arch']} | {opts} | {r['engine']} | {r['seeds']} × {r['pairs']} × {r['epochs']} | "
+        lines.append(f"| {r['network']} | {opts} | {r['engine']} | {r['seeds']} × {r['pairs']} × {r['epochs']} | "
                      f"{r['median_s']:.2f} | {r['per_seed_epoch_s']:.3f} | {speed} | {mean:.2f} ± {std:.2f} % |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--archs", default="lenet,resnet")
+    parser.add_argument("--networks", default="lenet,resnet")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="OPTION=VALUE",
                         help="A model option on top of the net's best configuration (repeatable; YAML value).")
     parser.add_argument("--seeds", type=int, default=3, help="Replicas (default 3, the screen's seeds).")
@@ -97,9 +97,9 @@ def main(argv=None) -> int:
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    archs = parse_archs(args.archs, BEST)
+    networks = parse_archs(args.networks, BEST)
     engines = tuple(e for e in args.engines.split(",") if e)
-    if archs is None:
+    if networks is None:
         return 1
     if any(e not in ENGINES for e in engines):
         print(f"error: engines are {', '.join(ENGINES)}", file=sys.stderr)
@@ -118,8 +118,8 @@ def main(argv=None) -> int:
             return 1
         extra[key.strip()] = yaml.safe_load(value)
     rows = []
-    for arch in archs:
-        rows += time_engines(arch, {**BEST[arch], **extra}, args.seeds, args.pairs, args.epochs, args.device,
+    for network in networks:
+        rows += time_engines(network, {**BEST[network], **extra}, args.seeds, args.pairs, args.epochs, args.device,
                              args.repeats, engines, log=lambda line: print(line, file=sys.stderr, flush=True))
     device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"cpu, 1 thread, torch {torch.__version__}"
     print(f"bench_replicas: {device}, {args.repeats} repeats\n")

@@ -1,9 +1,9 @@
 """Per-trial training speed: our `fit()` against a peer-style PyTorch loop, same model and hyperparameters.
 
     .venv/bin/python benchmarks/bench_trial.py                         # LeNet + ResNet, 1,000 pairs, 25 epochs, 5 seeds
-    .venv/bin/python benchmarks/bench_trial.py --archs lenet --epochs 5 --seeds 3
+    .venv/bin/python benchmarks/bench_trial.py --networks lenet --epochs 5 --seeds 3
     .venv/bin/python benchmarks/bench_trial.py --ablation              # also the levers one by one
-    .venv/bin/python benchmarks/bench_trial.py --archs lenet --variants baseline-1t   # accuracy, cheaper baseline
+    .venv/bin/python benchmarks/bench_trial.py --networks lenet --variants baseline-1t   # accuracy, cheaper baseline
 
 Variants (each job runs alone in a fresh process, so thread settings never leak between jobs):
 - `fit`        tune_digits.train.fit with threads=1, as a search trial runs it (--cpus-per-trial 1).
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import BEST as PAPER_BEST, mean_std, parse_archs  # noqa: E402
 from tune_digits.search import cpu_model  # noqa: E402
 
-BEST = {arch: PAPER_BEST[arch] for arch in ('lenet', 'resnet')}  # the paper's best (benchmarks/common.py)
+BEST = {network: PAPER_BEST[network] for network in ('lenet', 'resnet')}  # the paper's best (benchmarks/common.py)
 VARIANTS = ("fit", "baseline")
 ABLATION = ("baseline-1t", "baseline-1t-cl", "fit-default-threads")
 
@@ -50,7 +50,7 @@ def peer_loop(config, data, threads: int | None, channels_last: bool) -> list[di
     if threads:
         torch.set_num_threads(threads)
     seed_everything(config.seed)
-    model = create_model(config.arch, **config.model_kwargs())
+    model = create_model(config.network, **config.model_kwargs())
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt, sched = build_optimizer(model.parameters(), config)
@@ -91,7 +91,7 @@ def peer_loop(config, data, threads: int | None, channels_last: bool) -> list[di
     return history
 
 
-def run_job(arch: str, seed: int, variant: str, pairs: int, epochs: int) -> dict:
+def run_job(network: str, seed: int, variant: str, pairs: int, epochs: int) -> dict:
     """One trial in a fresh worker process; times the training (data drawing excluded: it is shared)."""
     import torch
 
@@ -100,7 +100,7 @@ def run_job(arch: str, seed: int, variant: str, pairs: int, epochs: int) -> dict
 
     default_threads = torch.get_num_threads()
     threads = None if variant in ("baseline", "fit-default-threads") else 1
-    config = TrainConfig(arch=arch, pairs=pairs, epochs=epochs, seed=seed, threads=threads, options=BEST[arch])
+    config = TrainConfig(network=network, pairs=pairs, epochs=epochs, seed=seed, threads=threads, options=BEST[network])
     data = generate_pair_sets(pairs, seed)
     start = time.perf_counter()
     if variant.startswith("fit"):
@@ -109,24 +109,24 @@ def run_job(arch: str, seed: int, variant: str, pairs: int, epochs: int) -> dict
     else:
         history = peer_loop(config, data, threads, channels_last=variant.endswith("-cl"))
     wall = time.perf_counter() - start
-    return {"arch": arch, "seed": seed, "variant": variant, "wall_s": wall, "threads": threads or default_threads,
+    return {"network": network, "seed": seed, "variant": variant, "wall_s": wall, "threads": threads or default_threads,
             "test_error": history[-1]["test_error"], "train_error": history[-1]["train_error"],
             "test_digit_error": history[-1]["test_digit_error"]}
 
 
 
 
-def summarise(results: list[dict], archs, variants, seeds) -> list[dict]:
+def summarise(results: list[dict], networks, variants, seeds) -> list[dict]:
     rows = []
-    for arch in archs:
-        by = {(r["variant"], r["seed"]): r for r in results if r["arch"] == arch}
+    for network in networks:
+        by = {(r["variant"], r["seed"]): r for r in results if r["network"] == network}
         for v in variants:
             runs = [by[(v, s)] for s in seeds if (v, s) in by]
             if not runs:
                 continue
             # Per-seed ratio against fit from the same (net, seed) block: noise common to both cancels.
             ratios = [by[(v, s)]["wall_s"] / by[("fit", s)]["wall_s"] for s in seeds if (v, s) in by and ("fit", s) in by]
-            rows.append({"arch": arch, "variant": v, "threads": runs[0]["threads"], "n": len(runs),
+            rows.append({"network": network, "variant": v, "threads": runs[0]["threads"], "n": len(runs),
                          "median_s": statistics.median(r["wall_s"] for r in runs),
                          "time_vs_fit": statistics.median(ratios) if ratios else None,
                          "ratios": ratios,
@@ -144,7 +144,7 @@ def markdown(rows: list[dict], header: dict) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['time_vs_fit']:.2f}×" if r["time_vs_fit"] is not None else "–"
-        lines.append(f"| {r['arch']} | {r['variant']} | {r['threads']} | {r['median_s']:.1f} | {ratio} | "
+        lines.append(f"| {r['network']} | {r['variant']} | {r['threads']} | {r['median_s']:.1f} | {ratio} | "
                      f"{r['test_error'][0]:.2f} ± {r['test_error'][1]:.2f} | "
                      f"{r['train_error'][0]:.2f} ± {r['train_error'][1]:.2f} |")
     lines.append("")
@@ -154,7 +154,7 @@ def markdown(rows: list[dict], header: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--archs", default="lenet,resnet")
+    parser.add_argument("--networks", default="lenet,resnet")
     parser.add_argument("--seeds", type=int, default=5, help="Seeds 0..N-1 (default 5).")
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--pairs", type=int, default=1000)
@@ -166,8 +166,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    archs = parse_archs(args.archs, BEST)
-    if archs is None:
+    networks = parse_archs(args.networks, BEST)
+    if networks is None:
         return 1
     variants = list(VARIANTS) + (list(ABLATION) if args.ablation else [])
     if args.variants:
@@ -179,20 +179,20 @@ def main(argv=None) -> int:
     seeds = list(range(args.seeds))
     jobs = []
     for seed in seeds:
-        for arch in archs:
+        for network in networks:
             k = seed % len(variants)  # rotate the order so no variant always runs first (or last)
-            jobs += [(arch, seed, v) for v in variants[k:] + variants[:k]]
+            jobs += [(network, seed, v) for v in variants[k:] + variants[:k]]
 
     start = time.perf_counter()
     results = []
     # One job at a time, each in a fresh spawned process (max_tasks_per_child=1): clean torch thread state.
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-        for i, (arch, seed, variant) in enumerate(jobs, 1):
-            r = pool.submit(run_job, arch, seed, variant, args.pairs, args.epochs).result()
+        for i, (network, seed, variant) in enumerate(jobs, 1):
+            r = pool.submit(run_job, network, seed, variant, args.pairs, args.epochs).result()
             results.append(r)
-            print(f"[{i}/{len(jobs)}] {arch} seed {seed} {variant}: {r['wall_s']:.1f} s, "
+            print(f"[{i}/{len(jobs)}] {network} seed {seed} {variant}: {r['wall_s']:.1f} s, "
                   f"test cmp err {r['test_error']:.2f} %", file=sys.stderr, flush=True)
-    rows = summarise(results, archs, variants, seeds)
+    rows = summarise(results, networks, variants, seeds)
     header = {"pairs": args.pairs, "epochs": args.epochs, "seeds": f"0..{seeds[-1]}", "cpu": cpu_model(),
               "cpus": os.cpu_count(), "torch": torch.__version__, "wall_s": time.perf_counter() - start}
     print(markdown(rows, header))

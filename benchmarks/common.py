@@ -12,7 +12,7 @@ from tune_digits.spaces import load_space  # noqa: E402
 # The paper's best configuration of each net (bold in its Table I): the `best:` of each search space,
 # which tests/test_spaces.py checks against the paper. Explicit data, so a change of library defaults
 # cannot silently change what a benchmark measures.
-BEST = {arch: dict(load_space(arch).best) for arch in ("linear", "lenet", "resnet", "alexnet")}
+BEST = {network: dict(load_space(network).best) for network in ("linear", "lenet", "resnet", "alexnet")}
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -22,9 +22,9 @@ def mean_std(values) -> tuple[float, float]:
 
 def parse_archs(text: str, known) -> list[str] | None:
     """`lenet,resnet` → the nets, or None after one error line when a name is not in `known`."""
-    archs = [a.strip() for a in text.split(",") if a.strip()]
-    unknown = [a for a in archs if a not in known]
+    networks = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = [a for a in networks if a not in known]
     if unknown:
         print(f"error: unknown net {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
         return None
-    return archs
+    return networks

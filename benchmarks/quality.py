@@ -1,8 +1,8 @@
 """Quality bar of issue 2: the paper's best configuration of each net, library defaults, 1,000 pairs, 25 epochs.
 
     .venv/bin/python benchmarks/quality.py                          # all four nets, 5 seeds
-    .venv/bin/python benchmarks/quality.py --archs linear,lenet --seeds 5 --json quality.json
-    .venv/bin/python benchmarks/quality.py --archs lenet --set lr_schedule=constant
+    .venv/bin/python benchmarks/quality.py --networks linear,lenet --seeds 5 --json quality.json
+    .venv/bin/python benchmarks/quality.py --networks lenet --set lr_schedule=constant
 
 Prints a Markdown table: mean ± std over seeds of the test comparison error at the final epoch (the honest
 view, which decides pass/fail) and at the best epoch chosen on the test set (the paper's optimistic view),
@@ -44,8 +44,8 @@ def parse_settings(items: list[str]) -> dict:
     return settings
 
 
-def flat_config(arch: str, seed: int, args, settings: dict) -> dict:
-    return {**BEST[arch], **settings, "arch": arch, "pairs": args.pairs, "epochs": args.epochs, "seed": seed,
+def flat_config(network: str, seed: int, args, settings: dict) -> dict:
+    return {**BEST[network], **settings, "network": network, "pairs": args.pairs, "epochs": args.epochs, "seed": seed,
             "threads": 1}
 
 
@@ -60,26 +60,26 @@ def run_one(flat: dict, device: str, data_dir: str | None) -> dict:
     history: list[dict] = []
     start = time.perf_counter()
     train_once(config, device=torch.device(device), on_epoch=lambda m, _s: history.append(m), data_dir=data_dir)
-    return {"arch": config.arch, "seed": config.seed, "history": history, "wall_s": time.perf_counter() - start}
+    return {"network": config.network, "seed": config.seed, "history": history, "wall_s": time.perf_counter() - start}
 
 
 
 
-def summarise(arch: str, runs: list[dict]) -> dict:
+def summarise(network: str, runs: list[dict]) -> dict:
     final = [r["history"][-1] for r in runs]
     best = [min(r["history"], key=lambda m: m["test_error"]) for r in runs]  # the paper's pick, on the test set
     out = {
-        "arch": arch, "seeds": sorted(r["seed"] for r in runs), "options": BEST[arch],
+        "network": network, "seeds": sorted(r["seed"] for r in runs), "options": BEST[network],
         "final_test_error": mean_std([m["test_error"] for m in final]),
         "final_test_digit_error": mean_std([m["test_digit_error"] for m in final]),
         "final_train_error": mean_std([m["train_error"] for m in final]),
         "best_test_error": mean_std([m["test_error"] for m in best]),
         "best_epoch": mean_std([float(m["epoch"]) for m in best]),
         "seconds_per_seed": statistics.fmean(r["wall_s"] for r in runs),
-        "target": TARGET[arch],
+        "target": TARGET[network],
     }
-    out["pass"] = out["final_test_error"][0] <= TARGET[arch]
-    out["pass_best_epoch"] = out["best_test_error"][0] <= TARGET[arch]
+    out["pass"] = out["final_test_error"][0] <= TARGET[network]
+    out["pass_best_epoch"] = out["best_test_error"][0] <= TARGET[network]
     return out
 
 
@@ -100,9 +100,9 @@ def markdown(summaries: list[dict], header: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
-        paper = TABLE_II[s["arch"]]["test_error"]
+        paper = TABLE_II[s["network"]]["test_error"]
         lines.append(
-            f"| {s['arch']} | {s['training']} | {fmt(s['final_test_error'])} | {fmt(s['best_test_error'])} | "
+            f"| {s['network']} | {s['training']} | {fmt(s['final_test_error'])} | {fmt(s['best_test_error'])} | "
             f"{fmt(s['final_test_digit_error'])} | {fmt(s['final_train_error'])} | {fmt(paper)} | "
             f"≤ {s['target']} | {'PASS' if s['pass'] else 'FAIL'} | {s['seconds_per_seed']:.0f} |")
     lines += ["", f"Wall time: {header['wall_s']:.0f} s. Errors are mean ± sample std over seeds; "
@@ -115,7 +115,7 @@ def training_summary(flat: dict) -> str:
     from tune_digits.train import TrainConfig
 
     c = TrainConfig.from_flat(flat)
-    extra = ", ".join(f"{k}={v}" for k, v in c.options.items() if k not in BEST[c.arch])
+    extra = ", ".join(f"{k}={v}" for k, v in c.options.items() if k not in BEST[c.network])
     momentum = f" m={c.momentum}" if c.optimizer == "sgd" else ""
     return (f"{c.optimizer} lr={c.lr}{momentum} wd={c.weight_decay} batch={c.batch_size} {c.lr_schedule}"
             + (f" {extra}" if extra else ""))
@@ -123,7 +123,7 @@ def training_summary(flat: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--archs", default="linear,lenet,resnet,alexnet",
+    parser.add_argument("--networks", default="linear,lenet,resnet,alexnet",
                         help="Comma-separated nets (default: all four).")
     parser.add_argument("--seeds", type=int, default=5, help="Repetitions, seeds 0..N-1 (default 5).")
     parser.add_argument("--first-seed", type=int, default=0)
@@ -142,31 +142,31 @@ def main(argv: list[str] | None = None) -> int:
 
     from tune_digits.errors import UserError
 
-    archs = parse_archs(args.archs, BEST)
-    if archs is None:
+    networks = parse_archs(args.networks, BEST)
+    if networks is None:
         return 1
     settings = parse_settings(args.settings)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    jobs = [flat_config(a, s, args, settings) for a in sorted(archs, key=lambda a: -COST[a]) for s in seeds]
+    jobs = [flat_config(a, s, args, settings) for a in sorted(networks, key=lambda a: -COST[a]) for s in seeds]
     try:  # fail on a bad value here, before any worker starts
-        training = {a: training_summary(flat_config(a, seeds[0], args, settings)) for a in archs}
+        training = {a: training_summary(flat_config(a, seeds[0], args, settings)) for a in networks}
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
     start = time.perf_counter()
-    runs: dict[str, list[dict]] = {a: [] for a in archs}
+    runs: dict[str, list[dict]] = {a: [] for a in networks}
     # spawn: clean workers that import torch themselves (fork after torch's thread pools is unsafe).
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_one, job, args.device, args.data_dir) for job in jobs]
         for done, future in enumerate(as_completed(futures), 1):
             r = future.result()
-            runs[r["arch"]].append(r)
+            runs[r["network"]].append(r)
             last = r["history"][-1]
-            print(f"[{done}/{len(jobs)}] {r['arch']} seed {r['seed']}: final test cmp {last['test_error']:.2f} %, "
+            print(f"[{done}/{len(jobs)}] {r['network']} seed {r['seed']}: final test cmp {last['test_error']:.2f} %, "
                   f"best {min(m['test_error'] for m in r['history']):.2f} %, {r['wall_s']:.0f} s", file=sys.stderr)
     summaries = []
-    for a in archs:
+    for a in networks:
         s = summarise(a, runs[a])
         s["training"] = training[a]
         summaries.append(s)
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(summaries, header))
     if args.json:
         args.json.write_text(json.dumps({"header": header, "summaries": summaries,
-                                         "runs": [r for a in archs for r in sorted(runs[a], key=lambda r: r["seed"])]},
+                                         "runs": [r for a in networks for r in sorted(runs[a], key=lambda r: r["seed"])]},
                                         indent=1))
     return 1 if args.check and not all(s["pass"] for s in summaries) else 0
 

@@ -43,7 +43,7 @@ def test_prob_and_digits_strategies_can_disagree():
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_learns_on_a_small_set(strategy):
     data = generate_pair_sets(200, seed=0)
-    config = TrainConfig(arch="lenet", pairs=200, epochs=4, seed=0, aux_weight=1.0,
+    config = TrainConfig(network="lenet", pairs=200, epochs=4, seed=0, digit_loss_weight=1.0,
                          options={"strategy": strategy, "aux_loss": False})
     losses = []
     fit(config, data, on_epoch=lambda m, _s: losses.append(m["train_loss"]))
@@ -52,11 +52,11 @@ def test_every_strategy_learns_on_a_small_set(strategy):
 
 
 def test_pair_strategy_without_aux_weight_has_no_digit_signal():
-    """With aux_weight 0 the pair head is trained on the target alone: the branches' logits are free to
+    """With digit_loss_weight 0 the pair head is trained on the target alone: the branches' logits are free to
     mean anything, so their digit error stays near chance, as in the exercise's 'siamese alone'."""
     data = generate_pair_sets(300, seed=1)
     last = {}
-    fit(TrainConfig(arch="lenet", pairs=300, epochs=3, seed=1, aux_weight=0.0,
+    fit(TrainConfig(network="lenet", pairs=300, epochs=3, seed=1, digit_loss_weight=0.0,
                     options={"strategy": "pair", "aux_loss": False}), data,
         on_epoch=lambda m, _s: last.update(m))
     assert last["test_digit_error"] > 50
@@ -70,7 +70,7 @@ def test_repair_keeps_the_digits_and_recomputes_targets():
         snap = state()  # the pairs carry the replica axis: one seed is replica 0 of 1
         seen.append((snap["train_x"][0].clone(), snap["train_c"][0].clone(), snap["train_y"][0].clone()))
 
-    fit(TrainConfig(arch="linear", pairs=100, epochs=2, seed=3, repair=True), data, on_epoch=grab)
+    fit(TrainConfig(network="linear", pairs=100, epochs=2, seed=3, repair=True), data, on_epoch=grab)
     for x, c, y in seen:
         assert sorted(c.flatten().tolist()) == sorted(data.train_classes.flatten().tolist())
         assert torch.equal(y, compare_target(c))
@@ -92,13 +92,13 @@ def test_shift_augmentation_moves_digits_and_keeps_background():
 
 def test_shift_is_validated():
     with pytest.raises(ConfigError, match="shift"):
-        TrainConfig(arch="lenet", shift=9.0)
+        TrainConfig(network="lenet", shift=9.0)
 
 
 def test_validation_split_is_carved_from_the_train_pairs():
     data = generate_pair_sets(100, seed=0)
     last = {}
-    fit(TrainConfig(arch="linear", pairs=100, epochs=1, val_fraction=0.2), data, on_epoch=lambda m, _s: last.update(m))
+    fit(TrainConfig(network="linear", pairs=100, epochs=1, val_fraction=0.2), data, on_epoch=lambda m, _s: last.update(m))
     assert math.isfinite(last["val_error"]) and math.isfinite(last["val_digit_error"])
     # 20 pairs held out: an error is a multiple of 5 %.
     assert last["val_error"] % 5 == pytest.approx(0) or last["val_error"] % 5 == pytest.approx(5)
@@ -114,7 +114,7 @@ def test_weight_sharing_study_covers_the_exercise_question():
     space = load_space("weight_sharing")
     assert set(space.grid["strategy"]) == {"two_channel", "pair"}
     assert set(space.grid["weight_sharing"]) == {True, False}
-    assert 0.0 in space.grid["aux_weight"] and any(w > 0 for w in space.grid["aux_weight"])
+    assert 0.0 in space.grid["digit_loss_weight"] and any(w > 0 for w in space.grid["digit_loss_weight"])
 
 
 def test_best_space_selects_on_validation_only():
@@ -137,7 +137,7 @@ def ray_2cpus(ray_tmpdir):
 
 def _tiny_space(tmp_path, grid_yaml: str, fixed_extra: str = ""):
     path = tmp_path / "tiny.yaml"
-    path.write_text(f"""arch: linear
+    path.write_text(f"""network: linear
 fixed:
   batch_size: 10
   nodes: 16

@@ -79,6 +79,16 @@ def test_train_set_values_reach_the_model_and_loop():
     assert len(rows) == 2  # --set epochs=2 wins over --epochs 1
 
 
+def test_train_set_accepts_an_old_setting_name_with_a_note():
+    import tune_digits.train.config as config_module
+
+    config_module._NOTED.discard("aux_loss_weight")
+    result = run("train", "lenet", "--pairs", "20", "--epochs", "1", "--set", "aux_loss_weight=0.5",
+                 "--set", "threads=1")
+    assert result.exit_code == 0, result.output
+    assert "note: --set aux_loss_weight is now called side_loss_weight" in result.stderr
+
+
 def test_train_same_seed_same_table():
     args = ("train", "linear", "--pairs", "20", "--epochs", "2", "--set", "threads=1")
     strip_time = lambda out: [line.rsplit(None, 1)[0] for line in out.splitlines() if re.match(r"\s+\d+\s", line)]

@@ -29,7 +29,7 @@ class Tiny(nn.Module):
 
 
 SPACE = """\
-arch: tiny
+network: tiny
 description: A one-hidden-layer MLP registered by tests/test_extension.py.
 fixed: {lr: 1.0e-2}
 grid:

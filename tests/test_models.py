@@ -35,17 +35,17 @@ BEST = {
 BATCH = 3
 
 
-def values_for(arch: str, option: str) -> list:
+def values_for(network: str, option: str) -> list:
     values = OPTION_VALUES[option]
-    return values[arch] if isinstance(values, dict) else values
+    return values[network] if isinstance(values, dict) else values
 
 
 def option_cases():
-    for arch in list_models():
-        for option in model_options(arch):
+    for network in list_models():
+        for option in model_options(network):
             if option in OPTION_VALUES:
-                for value in values_for(arch, option):
-                    yield pytest.param(arch, option, value, id=f"{arch}-{option}={value}")
+                for value in values_for(network, option):
+                    yield pytest.param(network, option, value, id=f"{network}-{option}={value}")
 
 
 def check_output(model: PairNet, out: PairOutput, batch: int = BATCH) -> None:
@@ -86,31 +86,31 @@ def test_registry_lists_the_four_nets():
 
 
 def test_every_option_has_test_values():
-    for arch in list_models():
-        missing = set(model_options(arch)) - set(OPTION_VALUES)
-        assert not missing, f"{arch}: add test values for {sorted(missing)}"
-        for option, default in model_options(arch).items():
-            assert default in values_for(arch, option) or option == "dropout_rate", (arch, option)
+    for network in list_models():
+        missing = set(model_options(network)) - set(OPTION_VALUES)
+        assert not missing, f"{network}: add test values for {sorted(missing)}"
+        for option, default in model_options(network).items():
+            assert default in values_for(network, option) or option == "dropout_rate", (network, option)
 
 
-@pytest.mark.parametrize("arch,option,value", list(option_cases()))
-def test_forward_for_every_option_value(arch, option, value):
-    run_both_modes(create_model(arch, **{option: value}))
+@pytest.mark.parametrize("network,option,value", list(option_cases()))
+def test_forward_for_every_option_value(network, option, value):
+    run_both_modes(create_model(network, **{option: value}))
 
 
 @pytest.mark.parametrize("weight_sharing", [True, False])
 @pytest.mark.parametrize("strategy", STRATEGIES)
-@pytest.mark.parametrize("arch", ["linear", "lenet", "resnet", "alexnet"])
-def test_forward_for_every_strategy(arch, strategy, weight_sharing):
-    run_both_modes(create_model(arch, strategy=strategy, weight_sharing=weight_sharing))
+@pytest.mark.parametrize("network", ["linear", "lenet", "resnet", "alexnet"])
+def test_forward_for_every_strategy(network, strategy, weight_sharing):
+    run_both_modes(create_model(network, strategy=strategy, weight_sharing=weight_sharing))
 
 
-@pytest.mark.parametrize("arch", ["linear", "lenet", "resnet"])
-def test_forward_with_every_option_off_and_on_at_once(arch):
+@pytest.mark.parametrize("network", ["linear", "lenet", "resnet"])
+def test_forward_with_every_option_off_and_on_at_once(network):
     # Combinations matter too (e.g. batch norm + dropout + aux); try all-booleans-on and all-off.
-    bools = [k for k, v in model_options(arch).items() if isinstance(v, bool)]
+    bools = [k for k, v in model_options(network).items() if isinstance(v, bool)]
     for flag in (True, False):
-        run_both_modes(create_model(arch, **dict.fromkeys(bools, flag)))
+        run_both_modes(create_model(network, **dict.fromkeys(bools, flag)))
 
 
 @pytest.mark.parametrize("batch", [1, 2])
@@ -129,26 +129,26 @@ def test_lenet_side_classifier_only_with_aux_loss():
     assert count_parameters(with_aux) > count_parameters(without)
 
 
-@pytest.mark.parametrize("arch", list(BEST))
-def test_best_configurations_match_the_paper_size(arch):
-    options, paper = BEST[arch]
-    n = count_parameters(create_model(arch, **options))
-    assert 0.75 * paper <= n <= 1.25 * paper, f"{arch}: {n:,} parameters vs the paper's ≈{paper:,}"
+@pytest.mark.parametrize("network", list(BEST))
+def test_best_configurations_match_the_paper_size(network):
+    options, paper = BEST[network]
+    n = count_parameters(create_model(network, **options))
+    assert 0.75 * paper <= n <= 1.25 * paper, f"{network}: {n:,} parameters vs the paper's ≈{paper:,}"
 
 
-@pytest.mark.parametrize("arch", list(BEST))
-def test_defaults_are_the_paper_best(arch):
-    options, _ = BEST[arch]
-    defaults = model_options(arch)
+@pytest.mark.parametrize("network", list(BEST))
+def test_defaults_are_the_paper_best(network):
+    options, _ = BEST[network]
+    defaults = model_options(network)
     assert {k: defaults[k] for k in options} == options
     assert defaults["strategy"] == "digits" and defaults["weight_sharing"] is True
 
 
-@pytest.mark.parametrize("arch", ["linear", "lenet", "resnet", "alexnet"])
-def test_weight_sharing_is_one_trunk_reused(arch):
-    shared, separate = create_model(arch, weight_sharing=True), create_model(arch, weight_sharing=False)
+@pytest.mark.parametrize("network", ["linear", "lenet", "resnet", "alexnet"])
+def test_weight_sharing_is_one_trunk_reused(network):
+    shared, separate = create_model(network, weight_sharing=True), create_model(network, weight_sharing=False)
     assert len(shared.trunks) == 1 and len(separate.trunks) == 2
-    one = count_parameters(create_backbone(arch))
+    one = count_parameters(create_backbone(network))
     assert count_parameters(shared) == one and count_parameters(separate) == 2 * one
     # Separate trunks hold separate tensors.
     p0, p1 = (next(t.parameters()) for t in separate.trunks)
@@ -219,7 +219,7 @@ def test_prediction_rules():
     assert learned.predict(out).tolist() == [1]  # the learned head decides, not the digits
 
 
-@pytest.mark.parametrize("arch,options,fragment", [
+@pytest.mark.parametrize("network,options,fragment", [
     ("vgg", {}, "known: linear, lenet, resnet, alexnet"),
     ("lenet", {"kernel_size": 7}, "kernel_size"),
     ("resnet", {"kernel_size": 4}, "kernel_size"),
@@ -232,9 +232,9 @@ def test_prediction_rules():
     ("lenet", {"depth": 3}, "depth"),
     ("linear", {"strategy": "siamese"}, "strategy"),
 ])
-def test_bad_options_fail_with_one_line(arch, options, fragment):
+def test_bad_options_fail_with_one_line(network, options, fragment):
     with pytest.raises(UserError) as err:
-        create_model(arch, **options)
+        create_model(network, **options)
     message = str(err.value)
     assert fragment in message and "\n" not in message
     assert isinstance(err.value, ValueError)

@@ -21,13 +21,13 @@ def datas():
 
 
 def configs(**kw) -> list[TrainConfig]:
-    base = {"arch": "lenet", "pairs": PAIRS, "epochs": 2, "threads": 1, "batch_size": 10}
+    base = {"network": "lenet", "pairs": PAIRS, "epochs": 2, "threads": 1, "batch_size": 10}
     return [TrainConfig(**{**base, **kw}, seed=seed) for seed in SEEDS]
 
 
 @pytest.mark.parametrize("kw", [
     pytest.param({"options": {"dropout": True}}, id="lenet-dropout"),  # each replica its own dropout stream
-    pytest.param({"arch": "linear", "shift": 1.0, "repair": True}, id="linear-adam-shift-repair"),
+    pytest.param({"network": "linear", "shift": 1.0, "repair": True}, id="linear-adam-shift-repair"),
 ])
 def test_in_turn_gives_each_seed_exactly_its_own_run(kw, datas):
     cfgs = configs(**kw)
@@ -68,10 +68,10 @@ def test_vectorized_replicas_differ_and_learn(datas):
 
 @pytest.mark.parametrize("kw", [
     pytest.param({"options": {"strategy": "prob"}}, id="prob"),
-    pytest.param({"aux_weight": 0.5, "options": {"strategy": "pair", "weight_sharing": False}}, id="pair-unshared"),
-    pytest.param({"arch": "resnet", "aux_weight": 0.5, "options": {"strategy": "two_channel", "channels": 4}},
+    pytest.param({"digit_loss_weight": 0.5, "options": {"strategy": "pair", "weight_sharing": False}}, id="pair-unshared"),
+    pytest.param({"network": "resnet", "digit_loss_weight": 0.5, "options": {"strategy": "two_channel", "channels": 4}},
                  id="resnet-two-channel"),
-    pytest.param({"arch": "linear", "val_fraction": 0.2, "shift": 1.0, "repair": True}, id="linear-val-shift-repair"),
+    pytest.param({"network": "linear", "val_fraction": 0.2, "shift": 1.0, "repair": True}, id="linear-val-shift-repair"),
 ])
 def test_vectorized_runs_every_strategy_and_option(kw, datas):
     for rows in replica_history(configs(**kw), datas, vectorize=True):
@@ -94,8 +94,8 @@ def test_vectorized_resumes_bit_for_bit(datas):
 
 @pytest.mark.parametrize("cfgs, words", [
     ([], "no replica"),
-    ([TrainConfig(arch="linear", seed=0), TrainConfig(arch="linear", seed=0)], "distinct seeds"),
-    ([TrainConfig(arch="linear", seed=0), TrainConfig(arch="linear", seed=1, lr=0.1)], "every setting but the seed"),
+    ([TrainConfig(network="linear", seed=0), TrainConfig(network="linear", seed=0)], "distinct seeds"),
+    ([TrainConfig(network="linear", seed=0), TrainConfig(network="linear", seed=1, lr=0.1)], "every setting but the seed"),
 ])
 def test_replicas_must_be_one_configuration(cfgs, words):
     with pytest.raises(ConfigError, match=words):
@@ -104,7 +104,7 @@ def test_replicas_must_be_one_configuration(cfgs, words):
 
 @pytest.mark.parametrize("vectorize", [False, True], ids=["in-turn", "vectorized"])
 def test_each_engine_refuses_the_others_snapshot_in_one_line(vectorize, datas):
-    cfgs = configs(arch="linear")
+    cfgs = configs(network="linear")
     snapshot = snapshot_after(1, functools.partial(fit_replicas, cfgs, datas, vectorize=vectorize))
     for other_cfgs, other_datas, other_vectorize in [(cfgs, datas, not vectorize),  # another engine
                                                      (cfgs[:2], datas[:2], vectorize)]:  # fewer replicas
@@ -114,7 +114,7 @@ def test_each_engine_refuses_the_others_snapshot_in_one_line(vectorize, datas):
 
 
 def test_a_vectorized_snapshot_from_before_the_replica_loop_is_refused_in_one_line(datas):
-    cfgs = configs(arch="linear")
+    cfgs = configs(network="linear")
     snapshot = snapshot_after(1, functools.partial(fit_replicas, cfgs, datas, vectorize=True))
     del snapshot["format"]  # format 1 had none
     with pytest.raises(ConfigError, match="format 1") as err:

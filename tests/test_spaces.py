@@ -71,7 +71,7 @@ def test_every_shipped_space_loads_and_is_consistent(path):
 def test_paper_spaces_encode_table_one(name):
     space = load_space(name)
     grid, best = PAPER[name]
-    assert space.arch == name
+    assert space.network == name
     assert space.grid == grid
     assert space.grid_size() == GRID_SIZES[name]
     assert space.best == best
@@ -96,7 +96,7 @@ def test_unknown_space_name_lists_the_known_ones():
 
 
 def test_malformed_yaml_names_the_line(tmp_path):
-    path = write(tmp_path, "arch: lenet\ngrid:\n  kernel_size: [3, 5\n  dropout: [true]\n")
+    path = write(tmp_path, "network: lenet\ngrid:\n  kernel_size: [3, 5\n  dropout: [true]\n")
     assert "not valid YAML (line" in error_of(path)
 
 
@@ -130,8 +130,8 @@ def _stage(stage: str, key: str, value):
 BROKEN = [
     # (file, change, the key the error names, words of the message)
     ("lenet", _set("", "gird", {}), "gird", "unknown key"),
-    ("lenet", _pop("", "arch"), "arch", "missing"),
-    ("lenet", _set("", "arch", "vgg"), "arch", "unknown network 'vgg'"),
+    ("lenet", _pop("", "network"), "network", "missing"),
+    ("lenet", _set("", "network", "vgg"), "network", "unknown network 'vgg'"),
     ("lenet", _set("fixed", "lr_rate", 0.1), "fixed.lr_rate", "unknown option lr_rate"),
     ("lenet", _set("grid", "kernal_size", [3, 5]), "grid.kernal_size", "unknown option kernal_size"),
     ("lenet", _stage("screen", "pair", 350), "stages.screen.pair", "unknown key"),
@@ -181,12 +181,12 @@ BROKEN = [
 ]
 
 
-@pytest.mark.parametrize("arch, change, key, words", BROKEN,
+@pytest.mark.parametrize("network, change, key, words", BROKEN,
                          ids=[f"{b[2]}:{b[3][:24]}" for b in BROKEN])
-def test_a_broken_space_names_file_and_key(tmp_path, arch, change, key, words):
-    raw = raw_of(arch)
+def test_a_broken_space_names_file_and_key(tmp_path, network, change, key, words):
+    raw = raw_of(network)
     change(raw)
-    message = error_of(write(tmp_path, raw, arch))
+    message = error_of(write(tmp_path, raw, network))
     assert f": {key}: " in message
     assert words in message
 
@@ -250,7 +250,22 @@ def test_bad_overrides_name_the_key(overrides, words):
     assert str(info.value).startswith("after --set: ") and words in str(info.value)
 
 
-@pytest.mark.parametrize("key", ["seed", "threads", "arch"])
+@pytest.mark.parametrize("key", ["seed", "threads", "network"])
 def test_the_search_owns_seed_threads_and_arch(key):
     with pytest.raises(SpaceError, match=f"--set {key}"):
         apply_overrides(load_space("lenet"), {key: 1})
+
+
+def test_a_space_with_the_old_names_loads_as_the_new_one(tmp_path, capsys):
+    """Spaces written before the renames (`arch:`, `aux_loss_weight`, `aux_weight`) still load, with a note."""
+    import tune_digits.train.config as config_module
+
+    config_module._NOTED.clear()
+    path = write(tmp_path, "arch: lenet\nfixed:\n  aux_loss_weight: 0.5\ngrid:\n  aux_weight: [0.0, 1.0]\n"
+                           "  strategy: [pair]\n", "old")
+    space = load_space(str(path))
+    assert space.network == "lenet" and space.fixed == {"side_loss_weight": 0.5}
+    assert space.grid["digit_loss_weight"] == [0.0, 1.0]
+    err = capsys.readouterr().err
+    assert "note: old.yaml: arch is now called network; the old name still works" in err.splitlines()
+    assert "note: old.yaml: grid.aux_weight is now called digit_loss_weight; the old name still works" in err

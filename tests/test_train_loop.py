@@ -23,15 +23,15 @@ def pairs():
 
 
 def config(**kw) -> TrainConfig:
-    base = {"arch": "lenet", "pairs": PAIRS, "epochs": 2, "seed": 0, "threads": 1, "batch_size": 10}
+    base = {"network": "lenet", "pairs": PAIRS, "epochs": 2, "seed": 0, "threads": 1, "batch_size": 10}
     return TrainConfig(**{**base, **kw})
 
 
 # ---------------------------------------------------------------- learning and metrics
 
-@pytest.mark.parametrize("arch", ["linear", "lenet"])
-def test_short_training_lowers_the_loss(arch, pairs):
-    rows = history(config(arch=arch, epochs=4), pairs)
+@pytest.mark.parametrize("network", ["linear", "lenet"])
+def test_short_training_lowers_the_loss(network, pairs):
+    rows = history(config(network=network, epochs=4), pairs)
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert rows[-1]["train_error"] < 50  # far below chance (90 %) on the digits it saw
@@ -52,24 +52,24 @@ def test_metrics_are_the_spec_four_per_epoch(pairs):
 
 def test_fit_returns_the_last_epoch(pairs):
     rows = []
-    last = fit(config(arch="linear", epochs=2), pairs, on_epoch=lambda m, s: rows.append(m))
+    last = fit(config(network="linear", epochs=2), pairs, on_epoch=lambda m, s: rows.append(m))
     assert last == rows[-1]
 
 
 @pytest.mark.parametrize("strategy", ["prob", "pair", "two_channel"])
 def test_other_strategies_train(strategy, pairs):
-    rows = history(config(arch="linear", epochs=2, aux_weight=0.5, options={"strategy": strategy}), pairs)
+    rows = history(config(network="linear", epochs=2, digit_loss_weight=0.5, options={"strategy": strategy}), pairs)
     assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["test_error"]) for r in rows)
     assert math.isfinite(rows[-1]["test_digit_error"])
 
 
 def test_separate_trunks_train(pairs):
-    rows = history(config(arch="linear", epochs=2, options={"weight_sharing": False}), pairs)
+    rows = history(config(network="linear", epochs=2, options={"weight_sharing": False}), pairs)
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
 
 
 def test_train_once_draws_its_own_data():
-    last = train_once(config(arch="linear", pairs=20, epochs=1, test_pairs=15), device="cpu")
+    last = train_once(config(network="linear", pairs=20, epochs=1, test_pairs=15), device="cpu")
     # 15 test pairs: the comparison error is a multiple of 100/15.
     assert (last["test_error"] * 15 / 100) == pytest.approx(round(last["test_error"] * 15 / 100))
 
@@ -89,9 +89,9 @@ def test_different_seed_different_metrics(pairs):
 
 
 @pytest.mark.parametrize("kw", [
-    pytest.param({"arch": "lenet", "options": {"dropout": True}}, id="lenet-sgd-cosine-dropout"),
-    pytest.param({"arch": "linear", "repair": True, "lr_schedule": "constant"}, id="linear-adam-repair"),
-    pytest.param({"arch": "linear", "val_fraction": 0.2}, id="linear-val"),
+    pytest.param({"network": "lenet", "options": {"dropout": True}}, id="lenet-sgd-cosine-dropout"),
+    pytest.param({"network": "linear", "repair": True, "lr_schedule": "constant"}, id="linear-adam-repair"),
+    pytest.param({"network": "linear", "val_fraction": 0.2}, id="linear-val"),
 ])
 def test_resume_from_a_snapshot_matches_an_uninterrupted_run(kw, pairs):
     cfg = config(epochs=4, **kw)
@@ -109,7 +109,7 @@ def test_resume_from_a_snapshot_matches_an_uninterrupted_run(kw, pairs):
 
 def test_val_fraction_holds_out_the_last_train_pairs(pairs):
     n_val = int(PAIRS * 0.25)
-    held_out = history(config(arch="linear", epochs=2, val_fraction=0.25), pairs)
+    held_out = history(config(network="linear", epochs=2, val_fraction=0.25), pairs)
     for m in held_out:
         assert 0 <= m["val_error"] <= 100 and 0 <= m["val_digit_error"] <= 100
         assert (m["val_error"] * n_val / 100) == pytest.approx(round(m["val_error"] * n_val / 100))
@@ -117,7 +117,7 @@ def test_val_fraction_holds_out_the_last_train_pairs(pairs):
     keep = PAIRS - n_val
     truncated = pairs._replace(train_input=pairs.train_input[:keep], train_target=pairs.train_target[:keep],
                                train_classes=pairs.train_classes[:keep])
-    plain = history(config(arch="linear", epochs=2, pairs=keep), truncated)
+    plain = history(config(network="linear", epochs=2, pairs=keep), truncated)
     for a, b in zip(held_out, plain):
         for key in ("train_loss", "train_error", "test_digit_error", "test_error"):
             assert a[key] == b[key], key
@@ -125,7 +125,7 @@ def test_val_fraction_holds_out_the_last_train_pairs(pairs):
 
 def test_repair_repairs_the_training_digits_every_epoch(pairs):
     states = []
-    fit(config(arch="linear", epochs=2, repair=True), pairs, on_epoch=lambda m, s: states.append(s()))
+    fit(config(network="linear", epochs=2, repair=True), pairs, on_epoch=lambda m, s: states.append(s()))
     digit_of = {img.numpy().tobytes(): int(d) for img, d in
                 zip(pairs.train_input.reshape(-1, 14, 14), pairs.train_classes.reshape(-1))}
     previous = pairs.train_classes
@@ -141,7 +141,7 @@ def test_repair_repairs_the_training_digits_every_epoch(pairs):
 
 
 def test_threads_follow_the_config(pairs):
-    fit(config(arch="linear", epochs=1, threads=1), pairs)
+    fit(config(network="linear", epochs=1, threads=1), pairs)
     assert torch.get_num_threads() == 1
 
 
@@ -164,7 +164,7 @@ def test_fit_is_one_replica_and_their_snapshots_interchange(pairs):
 ])
 def test_fit_refuses_a_snapshot_of_another_engine_in_one_line(snapshot, pairs):
     with pytest.raises(ConfigError) as err:
-        fit(config(arch="linear"), pairs, resume=snapshot)
+        fit(config(network="linear"), pairs, resume=snapshot)
     assert "not from an in-turn run" in str(err.value) and "\n" not in str(err.value)
 
 
@@ -189,8 +189,8 @@ def test_pair_loss_adds_the_weighted_auxiliary_terms():
     digit_ce = torch.nn.functional.cross_entropy(digits.reshape(-1, 10), classes.reshape(-1))
     side_ce = torch.nn.functional.cross_entropy(side.reshape(-1, 10), classes.reshape(-1))
     bce = torch.nn.functional.binary_cross_entropy_with_logits(compare, target.float())
-    cfg = config(aux_weight=0.5, aux_loss_weight=0.3)
-    # The digits strategy trains on the digits alone; a learned comparison adds aux_weight × the digit loss.
+    cfg = config(digit_loss_weight=0.5, side_loss_weight=0.3)
+    # The digits strategy trains on the digits alone; a learned comparison adds digit_loss_weight × the digit loss.
     assert torch.allclose(pair_loss(PairOutput(digits, None, None), classes, target, cfg), digit_ce)
     assert torch.allclose(pair_loss(PairOutput(digits, compare, None), classes, target, cfg), bce + 0.5 * digit_ce)
     assert torch.allclose(pair_loss(PairOutput(digits, None, side), classes, target, cfg), digit_ce + 0.3 * side_ce)

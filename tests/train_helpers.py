@@ -15,8 +15,9 @@ def untimed(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
 
 
-def metric_differences(got: list[dict], want: list[dict]) -> list[str]:
-    """Where two histories (one metrics dict per epoch) differ, wall-clock time aside; NaN equals NaN."""
+def metric_differences(got: list[dict], want: list[dict], rel: float = 0.0) -> list[str]:
+    """Where two histories (one metrics dict per epoch) differ by more than `rel` (relative), wall-clock time
+    aside; NaN equals NaN."""
     got, want = untimed(got), untimed(want)
     if len(got) != len(want):
         return [f"{len(got)} epochs, expected {len(want)}"]
@@ -26,7 +27,7 @@ def metric_differences(got: list[dict], want: list[dict]) -> list[str]:
             found.append(f"epoch {w.get('epoch')}: metrics {sorted(g)}, expected {sorted(w)}")
             continue
         found += [f"epoch {w['epoch']} {k}: {g[k]!r}, expected {w[k]!r}" for k in w
-                  if not (g[k] == w[k] or (math.isnan(g[k]) and math.isnan(w[k])))]
+                  if not (abs(g[k] - w[k]) <= rel * abs(w[k]) or (math.isnan(g[k]) and math.isnan(w[k])))]
     return found
 
 

@@ -46,7 +46,9 @@ def parse_option_values(pairs: tuple[str, ...]) -> dict:
             parsed[key.strip()] = _number_if_numeric(yaml.safe_load(value))
         except yaml.YAMLError:
             raise UserError(f"cannot read the value of '{item}'") from None
-    return parsed
+    from .train import modern_names
+
+    return modern_names(parsed, "--set ")
 
 
 def _number_if_numeric(value):
@@ -76,7 +78,7 @@ def models():
 
 
 @main.command()
-@click.argument("arch")
+@click.argument("network")
 @click.option("--pairs", type=int, default=1000, show_default=True, help="Train pairs (and test pairs).")
 @click.option("--epochs", type=int, default=25, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the pairs drawn and the initial weights.")
@@ -84,7 +86,7 @@ def models():
               help="A model option or training value, e.g. --set kernel_size=3 --set lr=0.01. Repeatable.")
 @click.option("--gpu/--cpu", default=None, help="Force the device (default: CUDA when available).")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
-def train(arch, pairs, epochs, seed, settings, gpu, data_dir):
+def train(network, pairs, epochs, seed, settings, gpu, data_dir):
     """Train one configuration of ARCH and print a per-epoch table.
 
     The simplest way to try a setting: `tune-digits train lenet --set aux_loss=false --epochs 10`.
@@ -93,9 +95,9 @@ def train(arch, pairs, epochs, seed, settings, gpu, data_dir):
 
     # --set wins over the plain options, so `--set epochs=3` is never silently ignored.
     config = TrainConfig.from_flat({"pairs": pairs, "epochs": epochs, "seed": seed,
-                                    **parse_option_values(settings), "arch": arch})
+                                    **parse_option_values(settings), "network": network})
     device = choose_device(gpu)
-    click.echo(f"{arch} on {device}: {pairs} pairs, {epochs} epochs, seed {seed}, "
+    click.echo(f"{network} on {device}: {pairs} pairs, {epochs} epochs, seed {seed}, "
                f"{config.optimizer} lr={config.lr} batch={config.batch_size}")
     click.echo(f"{'epoch':>5} {'loss':>8} {'train err%':>10} {'test digit%':>11} {'test cmp%':>9} {'time s':>7}")
 
@@ -149,7 +151,7 @@ def spaces():
         stages = "; ".join(f"{name}: {s.pairs} pairs × {s.seeds} seeds = "
                            f"{(space.grid_size() if name == 'screen' else 1) * s.seeds} trials"
                            for name, s in space.stages.items())
-        rows.append([space.name, space.arch, " × ".join(space.axes) or "(none)", space.grid_size(), stages])
+        rows.append([space.name, space.network, " × ".join(space.axes) or "(none)", space.grid_size(), stages])
     click.echo(tabulate(rows, headers=["space", "network", "grid axes", "configs", "stages"]))
 
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
-from .train import ConfigError, TrainConfig
+from .train import ConfigError, TrainConfig, modern_names
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
-TOP_KEYS = {"arch", "description", "fixed", "grid", "best", "stages"}
+TOP_KEYS = {"network", "description", "fixed", "grid", "best", "stages"}
 STAGE_KEYS = {"pairs", "seeds", "epochs"}
 STAGES = ("screen", "final")
 DISTRIBUTIONS = {"choice", "uniform", "loguniform", "randint"}
 # Keys owned by the search itself: the seed axis and the trial's thread count.
-RESERVED = {"seed", "threads", "arch"}
+RESERVED = {"seed", "threads", "network"}
 
 
 class SpaceError(UserError):
@@ -35,7 +35,7 @@ class Stage:
 class Space:
     name: str  # the file's stem: one name for the file, the CLI argument and outputs/<name>/
     path: Path
-    arch: str
+    network: str
     description: str = ""
     fixed: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)  # key → list (grid axis) or {distribution: args}
@@ -95,23 +95,24 @@ def parse_space(raw, path: Path) -> Space:
 
     if not isinstance(raw, dict):
         raise SpaceError(f"{path}: expected a mapping with keys {sorted(TOP_KEYS)}")
+    raw = _modern_names(raw, path)
     for key in raw:
         if key not in TOP_KEYS:
             fail(key, f"unknown key; allowed: {', '.join(sorted(TOP_KEYS))}")
-    if "arch" not in raw:
-        fail("arch", "missing (the network: linear, lenet, resnet or alexnet)")
+    if "network" not in raw:
+        fail("network", "missing (the network: linear, lenet, resnet or alexnet)")
     for key in ("fixed", "grid", "best", "stages"):
         if raw.get(key) is not None and not isinstance(raw[key], dict):
             fail(key, "must be a mapping")
     if raw.get("description") is not None and not isinstance(raw["description"], str):
         fail("description", "must be text")
-    space = Space(name=path.stem, path=path, arch=raw["arch"], description=str(raw.get("description") or ""),
+    space = Space(name=path.stem, path=path, network=raw["network"], description=str(raw.get("description") or ""),
                   fixed=dict(raw.get("fixed") or {}), grid=dict(raw.get("grid") or {}),
                   best=dict(raw.get("best") or {}))
     try:
-        TrainConfig(arch=space.arch)
+        TrainConfig(network=space.network)
     except ConfigError as err:
-        fail("arch", str(err))
+        fail("network", str(err))
 
     for section in ("fixed", "grid", "best"):
         for key in getattr(space, section):
@@ -133,12 +134,12 @@ def parse_space(raw, path: Path) -> Space:
     # Every value must make a valid trial. Each fixed value and each grid value is checked on its own first,
     # so the error names the key that is wrong; then together.
     for key, value in space.fixed.items():
-        _check_config({key: value}, space.arch, f"fixed.{key}", fail, value)
-    _check_config(space.fixed, space.arch, "fixed", fail)
+        _check_config({key: value}, space.network, f"fixed.{key}", fail, value)
+    _check_config(space.fixed, space.network, "fixed", fail)
     for key, values in space.grid.items():
         for value in _examples(values):
-            _check_config({**space.fixed, key: value}, space.arch, f"grid.{key}", fail, value)
-    _check_config({**space.fixed, **{k: _examples(v)[0] for k, v in space.grid.items()}}, space.arch, "grid", fail)
+            _check_config({**space.fixed, key: value}, space.network, f"grid.{key}", fail, value)
+    _check_config({**space.fixed, **{k: _examples(v)[0] for k, v in space.grid.items()}}, space.network, "grid", fail)
     for key in space.best:
         if key not in space.grid:
             fail(f"best.{key}", "is not a grid axis")
@@ -197,9 +198,9 @@ def _examples(values) -> list:
     return list(args)
 
 
-def _check_config(flat: dict, arch: str, key: str, fail, value=None) -> None:
+def _check_config(flat: dict, network: str, key: str, fail, value=None) -> None:
     try:
-        TrainConfig.from_flat({**flat, "arch": arch})
+        TrainConfig.from_flat({**flat, "network": network})
     except UserError as err:  # ConfigError, and the models' own ModelOptionError
         fail(key, str(err) + _float_hint(value))
 
@@ -215,9 +216,21 @@ def _float_hint(value) -> str:
     return f" (YAML reads {value} as text: write floats with a dot and a signed exponent, e.g. 1.0e-3)"
 
 
+def _modern_names(raw: dict, path: Path) -> dict:
+    """A space written before the renames (`arch:`, `aux_weight`, `aux_loss_weight`) reads as a new one."""
+    try:
+        raw = modern_names(raw, f"{path.name}: ")
+        for section in ("fixed", "grid", "best"):
+            if isinstance(raw.get(section), dict):
+                raw[section] = modern_names(raw[section], f"{path.name}: {section}.")
+    except ConfigError as err:
+        raise SpaceError(str(err)) from None
+    return raw
+
+
 def apply_overrides(space: Space, overrides: dict) -> Space:
     """`--set key=value`: a list replaces a grid axis, a scalar fixes the key (removing it from the grid)."""
-    raw = {"arch": space.arch, "description": space.description, "fixed": dict(space.fixed),
+    raw = {"network": space.network, "description": space.description, "fixed": dict(space.fixed),
            "grid": dict(space.grid), "best": dict(space.best),
            "stages": {k: vars(v) for k, v in space.stages.items()}}
     for key, value in overrides.items():

@@ -18,16 +18,16 @@ HERE = Path(__file__).resolve().parent
 BASE = {"pairs": 40, "epochs": 2, "threads": 1}
 # name → (flat config, seeds, engine): engine None trains one seed with `fit`.
 CASES = {
-    "linear": ({"arch": "linear", "dropout": True}, [0], None),
-    "lenet": ({"arch": "lenet"}, [0], None),
-    "resnet": ({"arch": "resnet", "blocks": 1, "channels": 4, "kernel_size": 3}, [0], None),
-    "alexnet": ({"arch": "alexnet", "pairs": 20}, [0], None),
-    "lenet_shift": ({"arch": "lenet", "shift": 1.0}, [0], None),
-    "lenet_repair": ({"arch": "lenet", "repair": True}, [0], None),
-    "lenet_pair_val": ({"arch": "lenet", "strategy": "pair", "aux_weight": 0.5, "val_fraction": 0.25},
+    "linear": ({"network": "linear", "dropout": True}, [0], None),
+    "lenet": ({"network": "lenet"}, [0], None),
+    "resnet": ({"network": "resnet", "blocks": 1, "channels": 4, "kernel_size": 3}, [0], None),
+    "alexnet": ({"network": "alexnet", "pairs": 20}, [0], None),
+    "lenet_shift": ({"network": "lenet", "shift": 1.0}, [0], None),
+    "lenet_repair": ({"network": "lenet", "repair": True}, [0], None),
+    "lenet_pair_val": ({"network": "lenet", "strategy": "pair", "digit_loss_weight": 0.5, "val_fraction": 0.25},
                        [0], None),
-    "lenet_in_turn": ({"arch": "lenet", "dropout": True, "repair": True}, [3, 4], "in_turn"),
-    "lenet_vectorized": ({"arch": "lenet", "shift": 1.0}, [3, 4], "vectorized"),
+    "lenet_in_turn": ({"network": "lenet", "dropout": True, "repair": True}, [3, 4], "in_turn"),
+    "lenet_vectorized": ({"network": "lenet", "shift": 1.0}, [3, 4], "vectorized"),
 }
 
 

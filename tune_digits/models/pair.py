@@ -3,7 +3,7 @@
 Strategies:
 - `digits`: classify each digit, compare the argmax predictions (the paper's way).
 - `prob`: same training; compare with probabilities, P(d1 <= d2) = Σ_{i<=j} p1(i)·p2(j) >= 0.5.
-- `pair`: a learned head on the two branches' logits predicts the target; digit loss weighted by aux_weight.
+- `pair`: a learned head on the two branches' logits predicts the target; digit loss weighted by digit_loss_weight.
 - `two_channel`: one backbone on the (2, 14, 14) input predicts the target and, as auxiliary heads,
   both digits.
 Weight sharing (the paper's setting) applies one trunk to both digits; `weight_sharing=False` builds two.
@@ -30,16 +30,16 @@ class PairOutput(NamedTuple):
 
 
 class PairNet(nn.Module):
-    def __init__(self, arch: str, strategy: str = "digits", weight_sharing: bool = True, **options):
+    def __init__(self, network: str, strategy: str = "digits", weight_sharing: bool = True, **options):
         super().__init__()
         check_choice("strategy", strategy, STRATEGIES)
         self.strategy = strategy
         if strategy == "two_channel":
             # 1 comparison logit + 2 × 10 digit logits from one network on both images.
-            self.trunks = nn.ModuleList([create_backbone(arch, in_channels=2, num_classes=21, **options)])
+            self.trunks = nn.ModuleList([create_backbone(network, in_channels=2, num_classes=21, **options)])
         else:
             count = 1 if weight_sharing else 2
-            self.trunks = nn.ModuleList([create_backbone(arch, **options) for _ in range(count)])
+            self.trunks = nn.ModuleList([create_backbone(network, **options) for _ in range(count)])
         self.head = nn.Sequential(nn.Linear(20, 64), nn.ReLU(inplace=True), nn.Linear(64, 1)) \
             if strategy == "pair" else None
         self.register_buffer("less_equal", _LESS_EQUAL.clone(), persistent=False)

@@ -115,7 +115,7 @@ class SearchPlan:
 
     @property
     def network(self) -> str:
-        return self.space.arch
+        return self.space.network
 
     @property
     def experiment_dir(self) -> Path:
@@ -146,16 +146,24 @@ class SearchPlan:
     def trial_base(self) -> dict:
         """The values every trial's config shares (the grid's axes and the seed axis come on top)."""
         threads = max(1, int(self.resources.cpus_per_trial))
-        return {**self.fixed, "arch": self.network, "pairs": self.pairs, "epochs": self.epochs, "threads": threads}
+        return {**self.fixed, "network": self.network, "pairs": self.pairs, "epochs": self.epochs, "threads": threads}
 
     def fingerprint(self) -> str:
         """What defines the trials; a rerun under the same name must match it to resume."""
-        key = {"fixed": self.trial_base(), "grid": self.grid, "seeds": self.seeds, "search": self.algorithm.search,
-               "num_samples": self.algorithm.num_samples, "scheduler": self.algorithm.scheduler}
+        key = {"fixed": _hashed_names(self.trial_base()), "grid": _hashed_names(self.grid), "seeds": self.seeds,
+               "search": self.algorithm.search, "num_samples": self.algorithm.num_samples,
+               "scheduler": self.algorithm.scheduler}
         key["fixed"].pop("threads")
         if self.options.seeds_per_trial > 1:  # other trials, so no resuming across a change (absent by default)
             key.update(seeds_per_trial=self.options.seeds_per_trial, vectorize=self.options.vectorize)
         return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _hashed_names(settings: dict) -> dict:
+    """Settings under the names the fingerprint was first computed with (`arch`, `aux_weight`, ...), so the
+    renames leave every existing experiment's fingerprint as it was."""
+    old = {new: old for old, new in CONFIG_RENAMES.items()}
+    return {old.get(key, key): value for key, value in settings.items()}
 
 
 def plan_search(space: Space, *, stage: str | None = None, name: str | None = None, best: dict | None = None,
@@ -237,7 +245,7 @@ def _check_trial_config(space: Space, values: dict) -> None:
     from ..train import TrainConfig
 
     try:
-        TrainConfig.from_flat({**values, "arch": space.arch})
+        TrainConfig.from_flat({**values, "network": space.network})
     except UserError as err:
         raise SearchError(f"{space.path}: {err}") from None
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from ..errors import UserError
 from ..models import create_model, list_models, model_options, train_defaults
+from ..results import CONFIG_RENAMES
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -23,7 +25,7 @@ class ConfigError(UserError, ValueError):
 class TrainConfig:
     """Everything one repetition needs. `options` holds the model's own options (see `tune-digits models`)."""
 
-    arch: str = "lenet"
+    network: str = "lenet"
     pairs: int = 1000  # train pairs; test pairs too unless test_pairs is set (SPEC §2)
     test_pairs: int | None = None
     epochs: int = 25
@@ -36,8 +38,8 @@ class TrainConfig:
     weight_decay: float | None = None
     batch_size: int | None = None  # in pairs, i.e. twice as many digits per step
     lr_schedule: str = "cosine"  # a decayed lr makes the final epoch a stable, honest pick
-    aux_loss_weight: float = 0.3  # weight of LeNet's side-classifier loss (GoogLeNet used 0.3)
-    aux_weight: float = 0.0  # weight of the digit loss for the `pair` and `two_channel` strategies
+    side_loss_weight: float = 0.3  # weight of LeNet's side-classifier loss (GoogLeNet used 0.3)
+    digit_loss_weight: float = 0.0  # weight of the digit loss for the `pair` and `two_channel` strategies
     repair: bool = False  # re-pair the training digits at random every epoch (targets recomputed)
     shift: float = 0.0  # augmentation: random translation of each training digit, up to this many pixels
     val_fraction: float = 0.0  # share of the train pairs held out for model selection
@@ -45,22 +47,22 @@ class TrainConfig:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.arch not in list_models():
-            raise ConfigError(f"unknown network '{self.arch}'; known: {', '.join(list_models())}")
+        if self.network not in list_models():
+            raise ConfigError(f"unknown network '{self.network}'; known: {', '.join(list_models())}")
         for name, value in vars(self).items():
             expected = _FIELD_TYPES.get(name)
             if value is not None and expected and not (isinstance(value, expected) and
                                                        (expected is bool or not isinstance(value, bool))):
                 kind = "a number" if isinstance(expected, tuple) else _TYPE_WORDS[expected]
                 raise ConfigError(f"{name} must be {kind}, got {value!r}")
-        defaults = train_defaults(self.arch)
+        defaults = train_defaults(self.network)
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
-        known = model_options(self.arch)
+        known = model_options(self.network)
         unknown = sorted(set(self.options) - set(known))
         if unknown:
-            raise ConfigError(f"unknown option {', '.join(unknown)} for {self.arch}; "
+            raise ConfigError(f"unknown option {', '.join(unknown)} for {self.network}; "
                               f"known: {', '.join(sorted(set(known) | set(_FIELDS)))}")
         checks = [
             (self.pairs >= 2, "pairs must be at least 2"),
@@ -72,7 +74,7 @@ class TrainConfig:
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.aux_loss_weight >= 0 and self.aux_weight >= 0, "auxiliary loss weights must be >= 0"),
+            (self.side_loss_weight >= 0 and self.digit_loss_weight >= 0, "auxiliary loss weights must be >= 0"),
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
@@ -84,7 +86,7 @@ class TrainConfig:
         # before any data or Ray work starts.
         try:
             with torch.device("meta"):
-                create_model(self.arch, **self.options)
+                create_model(self.network, **self.options)
         except UserError as err:  # one exception type for every config mistake
             raise ConfigError(str(err)) from None
         if self.val_fraction and int(self.pairs * self.val_fraction) < 1:
@@ -93,7 +95,7 @@ class TrainConfig:
     @classmethod
     def from_flat(cls, flat: dict) -> "TrainConfig":
         """Rebuild from the flat dict used at the Ray boundary: training fields plus model options."""
-        flat = dict(flat)
+        flat = modern_names(flat)
         train = {k: flat.pop(k) for k in list(flat) if k in _FIELDS}
         return cls(**train, options=flat)
 
@@ -105,12 +107,29 @@ class TrainConfig:
         return dict(self.options)
 
 
+def modern_names(flat: dict, where: str = "") -> dict:
+    """Settings under their old names (`arch`, `aux_loss_weight`, `aux_weight`) keep working: each is renamed,
+    with a one-line note on stderr the first time a process meets it."""
+    renamed = {}
+    for key, value in flat.items():
+        new = CONFIG_RENAMES.get(key, key)
+        if new != key:
+            if new in flat:
+                raise ConfigError(f"{where}{key} and {where}{new} are the same setting; keep only {new}")
+            if key not in _NOTED:
+                _NOTED.add(key)
+                print(f"note: {where}{key} is now called {new}; the old name still works", file=sys.stderr)
+        renamed[new] = value
+    return renamed
+
+
+_NOTED: set[str] = set()
 _TYPE_WORDS = {int: "an integer", bool: "true or false", str: "a string", dict: "a mapping"}
 _FIELD_TYPES = {
     **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads"), int),
-    **dict.fromkeys(("lr", "momentum", "weight_decay", "aux_loss_weight", "aux_weight", "val_fraction", "shift"),
+    **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift"),
                     (int, float)),
-    **dict.fromkeys(("arch", "optimizer", "lr_schedule"), str), "repair": bool, "options": dict,
+    **dict.fromkeys(("network", "optimizer", "lr_schedule"), str), "repair": bool, "options": dict,
 }
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
 

@@ -54,7 +54,7 @@ def seeded_model(config: TrainConfig, device: torch.device):
     """A replica's model with its initial weights as its seed draws them, the global generators seeded: the
     same weights whichever engine trains it."""
     seed_everything(config.seed)
-    return create_model(config.arch, **config.model_kwargs()).to(device)
+    return create_model(config.network, **config.model_kwargs()).to(device)
 
 
 class Engine:

@@ -11,13 +11,13 @@ from .config import TrainConfig
 def pair_loss(out: PairOutput, classes: torch.Tensor, target: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     """Scalar loss of one replica's batch: `classes` (B, 2) digit labels, `target` (B,) comparison labels.
 
-    The comparison loss when the strategy learns the comparison (plus `aux_weight` × the digit loss), else the
-    digit loss alone; plus `aux_loss_weight` × the side classifier's digit loss when the network has one."""
+    The comparison loss when the strategy learns the comparison (plus `digit_loss_weight` × the digit loss), else the
+    digit loss alone; plus `side_loss_weight` × the side classifier's digit loss when the network has one."""
     digit_loss = F.cross_entropy(out.digits.reshape(-1, 10), classes.reshape(-1)) if out.digits is not None else 0
     if out.compare is not None:
-        loss = F.binary_cross_entropy_with_logits(out.compare, target.float()) + config.aux_weight * digit_loss
+        loss = F.binary_cross_entropy_with_logits(out.compare, target.float()) + config.digit_loss_weight * digit_loss
     else:
         loss = digit_loss
-    if out.side is not None and config.aux_loss_weight:
-        loss = loss + config.aux_loss_weight * F.cross_entropy(out.side.reshape(-1, 10), classes.reshape(-1))
+    if out.side is not None and config.side_loss_weight:
+        loss = loss + config.side_loss_weight * F.cross_entropy(out.side.reshape(-1, 10), classes.reshape(-1))
     return loss
