@@ -211,6 +211,7 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
 
     from .algorithms import param_space, tune_config
     from .progress import Progress
+    from .tracking import callbacks as trackers
     from .trainable import run_trial
     from .writer import ResultWriter
 
@@ -230,7 +231,7 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
                           f"use --name to start another, or --restart to archive them and start afresh")
     run_config = tune.RunConfig(
         name=exp_name, storage_path=storage_path, verbose=1 if verbose else 0,
-        callbacks=[ResultWriter(key), Progress(key)],
+        callbacks=[ResultWriter(key), Progress(key), *trackers(plan)],
         failure_config=tune.FailureConfig(max_failures=plan.options.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     return tune.Tuner(trainable, param_space=param_space(plan), tune_config=tune_config(plan),
