@@ -29,6 +29,7 @@ class AlgorithmSpec:
     settings: tuple[str, ...] = ()  # (schedulers) what a space's `search: {scheduler: {name: ..., KEY: ...}}` may set
     package: str | None = None  # the Python package it needs, checked at plan time (then the extra of that name)
     needs_axis: tuple[str, ...] = ()  # (schedulers) at least one of these must be a grid axis (what PBT mutates)
+    checkpoints_kept: int = 1  # (schedulers) per trial: PBT's exploiting trials load others' recent ones
 
 
 SEARCHERS: dict[str, AlgorithmSpec] = {}
@@ -41,11 +42,11 @@ def register_searcher(name: str, *, exhaustive: bool = False, needs_metric: bool
 
 
 def register_scheduler(name: str, *, stops_early: bool = False, needs_metric: bool = False,
-                       settings: tuple[str, ...] = (), needs_axis: tuple[str, ...] = ()):
+                       settings: tuple[str, ...] = (), needs_axis: tuple[str, ...] = (), checkpoints_kept: int = 1):
     """Register `make(plan) -> trial scheduler or None` as `--scheduler NAME`; `settings`: the keys a space's
     search: block may set, read by `make` from `plan.algorithm.settings`."""
     return _register(SCHEDULERS, name, stops_early=stops_early, needs_metric=needs_metric, settings=settings,
-                     needs_axis=needs_axis)
+                     needs_axis=needs_axis, checkpoints_kept=checkpoints_kept)
 
 
 def _register(table: dict[str, AlgorithmSpec], name: str, **flags):
@@ -107,8 +108,10 @@ def _random(plan: SearchPlan):
 @register_searcher("optuna", needs_metric=True, package="optuna")
 def _optuna(plan: SearchPlan):
     """NUM_SAMPLES draws guided by Optuna's TPE (Bayesian), seeded by the first seed"""
+    import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study and trial
     return OptunaSearch(seed=plan.seeds[0])
 
 
@@ -163,7 +166,7 @@ def _median(plan: SearchPlan):
 PBT_MUTABLE = ("lr", "weight_decay")
 
 
-@register_scheduler("pbt", stops_early=True, needs_metric=True, needs_axis=PBT_MUTABLE,
+@register_scheduler("pbt", stops_early=True, needs_metric=True, needs_axis=PBT_MUTABLE, checkpoints_kept=3,
                     settings=("perturbation_interval", "quantile_fraction", "resample_probability"))
 def _pbt(plan: SearchPlan):
     """Population Based Training: poor trials continue from a good one's checkpoint with lr/weight_decay mutated"""

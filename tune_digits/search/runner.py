@@ -209,7 +209,7 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
     session through the experiment's folder (live.py), so nothing of the restored run config needs replacing."""
     from ray import tune
 
-    from .algorithms import param_space, tune_config
+    from .algorithms import param_space, scheduler, tune_config
     from .progress import Progress
     from .tracking import callbacks as trackers
     from .trainable import run_trial
@@ -233,7 +233,7 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
         name=exp_name, storage_path=storage_path, verbose=1 if verbose else 0,
         callbacks=[ResultWriter(key), Progress(key), *trackers(plan)],
         failure_config=tune.FailureConfig(max_failures=plan.options.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=scheduler(plan.algorithm.scheduler).checkpoints_kept))
     return tune.Tuner(trainable, param_space=param_space(plan), tune_config=tune_config(plan),
                       run_config=run_config), False
 

@@ -2,8 +2,8 @@
 tagged with its configuration id and seed(s) so MLflow and W&B group the repeats of a configuration.
 
 Where each writes: TensorBoard event files beside each trial's checkpoints (`tensorboard --logdir
-OUTPUT/SPACE/NAME/ray`); MLflow to $MLFLOW_TRACKING_URI, else a file store OUTPUT/SPACE/NAME/mlruns
-(`mlflow ui --backend-store-uri ...`); W&B to project $WANDB_PROJECT (else tune-digits), online or as
+OUTPUT/SPACE/NAME/ray`); MLflow to $MLFLOW_TRACKING_URI, else a SQLite store OUTPUT/SPACE/NAME/mlflow.db
+(`mlflow ui --backend-store-uri sqlite:///...`); W&B to project $WANDB_PROJECT (else tune-digits), online or as
 $WANDB_MODE says (offline: run folders under $WANDB_DIR, synced later with `wandb sync`).
 The trackers are Ray's; importing this module stays cheap (Ray is imported inside the functions).
 """
@@ -76,7 +76,8 @@ def _tensorboard(plan: SearchPlan):
 
 @register_tracker("mlflow", "mlflow")
 def _mlflow(plan: SearchPlan):
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or (plan.experiment_dir / "mlruns").as_uri()
+    # MLflow 3 refuses new file stores (./mlruns): a SQLite file is its local store now.
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{plan.experiment_dir / 'mlflow.db'}"
     return _subclass("TaggedMLflow")(tracking_uri=uri, experiment_name=f"{plan.space.name}-{plan.name}")
 
 
