@@ -181,7 +181,7 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
         raise SearchError(f"{space.path}: no stages.{stage} section")
     fixed, grid, notes = dict(space.fixed), dict(space.grid), []
     if stage == "final":
-        grid, note = _final_grid(space, grid, best)
+        grid, note = _final_grid(space, grid, best, Path(output) / space.name / "screen")
         notes.append(note)
     pairs = sizes.pairs or (spec.pairs if spec else fixed.get("pairs", 1000))
     epochs = sizes.epochs or (spec.epochs if spec and spec.epochs else None) or fixed.get("epochs", 25)
@@ -201,8 +201,9 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
                       warnings=warnings)
 
 
-def _final_grid(space: Space, grid: dict, best: dict | None) -> tuple[dict, str]:
-    """The final stage's one-combination grid and the note that says where it came from."""
+def _final_grid(space: Space, grid: dict, best: dict | None, screen_dir: Path) -> tuple[dict, str]:
+    """The final stage's one-combination grid and the note that says where it came from: the screen's winner as
+    the report ranks it (on val_error where the screen carved a validation split, else the paper's rule)."""
     chosen = best if best is not None else space.best
 
     def key_in_chosen(axis: str) -> str | None:  # the report names options as results do today (CONFIG_RENAMES)
@@ -213,9 +214,19 @@ def _final_grid(space: Space, grid: dict, best: dict | None) -> tuple[dict, str]
         raise SearchError(f"--stage final needs the best value of {', '.join(missing)}: run --stage screen "
                           f"first or declare it under best: in {space.path}")
     keys = {axis: key_in_chosen(axis) for axis in grid}
-    note = (f"best combination ({'from the screen stage' if best is not None else 'declared in the file'}): "
+    source = f"from the screen stage, {_screen_rule(screen_dir)}" if best is not None else "declared in the file"
+    note = (f"best combination ({source}): "
             + (", ".join(f"{k}={v}" for k, v in chosen.items() if k in keys.values()) or "the only one"))
     return {axis: [chosen[key]] for axis, key in keys.items()}, note
+
+
+def _screen_rule(screen_dir: Path) -> str:
+    """How the report ranked the screen's configurations: on its validation split, else on test error."""
+    meta = previous_meta(screen_dir) or {}
+    fixed, grid = meta.get("fixed") or {}, meta.get("grid") or {}
+    if fixed.get("val_fraction") or "val_fraction" in grid:
+        return "ranked on val_error (its validation split)"
+    return "ranked on test_error: the paper's rule, chosen on the test set"
 
 
 def _algorithm_notes(algorithm: Algorithm, grid: dict) -> list[str]:
