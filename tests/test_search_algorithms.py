@@ -119,6 +119,7 @@ def event_scalars(path: Path) -> dict[str, list[int]]:
     return out
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # SQLAlchemy, inside MLflow's store
 def test_trackers_record_each_run_tagged_with_its_configuration(tmp_path, monkeypatch):
     """--log tensorboard --log mlflow --log wandb on one configuration × 2 seeds (a grid runs one trial per
     seed): each backend holds 2 runs with every epoch, sharing the configuration's id (W&B's group)."""
