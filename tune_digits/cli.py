@@ -267,8 +267,12 @@ def _summarise(outcome, space_name: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]), default="table",
               show_default=True, help="Format of the final report.")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="fp32: the exact path of the committed results. bf16: forward passes under bfloat16 autocast, "
+                   "float32 weights (faster on CPUs with AVX-512 BF16; BENCHMARKS.md §7 measures its accuracy).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
-def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_cpus, fmt, data_dir, verbose):
+def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_cpus, fmt, data_dir, precision,
+              verbose):
     """Run the paper's protocol for each of its networks: screen → best → final → report.
 
     Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
@@ -284,4 +288,4 @@ def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_
     output = output or ("outputs/quick" if quick else "outputs")
     run(output, spaces=list(only) or networks, quick=quick, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir, verbose=verbose,
-        fmt=fmt, echo=lambda line: click.echo(line, err=True))
+        fmt=fmt, precision=precision, echo=lambda line: click.echo(line, err=True))

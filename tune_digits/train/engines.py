@@ -179,12 +179,19 @@ class Vectorized(Engine):
         self.optimizers, self.schedulers = [opt], [sched]
         seed_everything(self.config.seed)  # the shared dropout stream
         self.has_digits = True
+        lowered = _lowered_precision(net, self.config)
+
+        def call(p, b, x):
+            if lowered:  # what autocast does, by hand: vmap's convolutions bypass it (they stay float32)
+                p = {k: v.to(torch.bfloat16) if k in lowered else v for k, v in p.items()}
+                x = x.to(torch.bfloat16)
+            return functional_call(net, (p, b), (x,))
 
         def replica_loss(p, b, x, classes, target):
-            return pair_loss(functional_call(net, (p, b), (x,)), classes, target, self.config)
+            return pair_loss(call(p, b, x), classes, target, self.config)
 
         def replica_errors(p, b, x, classes, target):
-            out = functional_call(net, (p, b), (x,))
+            out = call(p, b, x)
             self.has_digits = out.digits is not None  # plain Python: runs once per call, not per replica
             digit_wrong = (out.digits.argmax(-1) != classes).sum() if self.has_digits \
                 else torch.zeros((), device=device)
@@ -235,6 +242,22 @@ class Vectorized(Engine):
             for name, value in state["buffers"].items():
                 self.buffers[name].copy_(value)
         set_rng_state(state["rngs"][0], self.device)
+
+
+def _lowered_precision(net: torch.nn.Module, config: TrainConfig) -> set[str]:
+    """Under bf16, autocast by hand for the vectorized engine, whose vmapped convolutions bypass autocast: the
+    names of the parameters to run in bfloat16 (convolutions' and linear layers'), and on `net`, batch norm
+    made to normalise in float32 and hand on bfloat16, as it does under autocast on CPU (vmap's batch norm
+    refuses mixed dtypes). Empty for fp32, and `net` untouched."""
+    if config.precision != "bf16":
+        return set()
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.register_forward_pre_hook(lambda _m, args: (args[0].float(), *args[1:]))
+            module.register_forward_hook(lambda _m, _args, out: out.to(torch.bfloat16))
+    layers = (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
+    return {f"{prefix}.{name}" if prefix else name for prefix, module in net.named_modules()
+            if isinstance(module, layers) for name, _ in module.named_parameters(recurse=False)}
 
 
 ENGINES = {engine.name: engine for engine in (InTurn, Vectorized)}
