@@ -211,12 +211,12 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
 
     from .algorithms import param_space, tune_config
     from .progress import Progress
-    from .trainable import run_trial
+    from .trainable import run_trial, ship_network
     from .writer import ResultWriter
 
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.options.checkpoint_every,
-                             vectorize=plan.options.vectorize),
+                             vectorize=plan.options.vectorize, networks=ship_network(plan.network)),
         {"cpu": plan.resources.cpus_per_trial, "gpu": plan.resources.gpus_per_trial})
     storage_path, exp_name, ray_path = location
     if previous and tune.Tuner.can_restore(ray_path):
