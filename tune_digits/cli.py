@@ -98,7 +98,7 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
                                     **parse_option_values(settings), "network": network})
     device = choose_device(gpu)
     click.echo(f"{network} on {device}: {pairs} pairs, {epochs} epochs, seed {seed}, "
-               f"{config.optimizer} lr={config.lr} batch={config.batch_size}")
+               f"{config.optimizer} lr={config.lr} batch={config.batch_size}, {config.precision}")
     click.echo(f"{'epoch':>5} {'loss':>8} {'train err%':>10} {'test digit%':>11} {'test cmp%':>9} {'time s':>7}")
 
     def show(m, _state):
