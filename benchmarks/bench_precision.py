@@ -13,14 +13,12 @@ skips 24 of those 25 passes.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from common import BEST, parse_archs
+from common import BEST, network_parser, parse_archs, parse_settings, report
 
 VARIANTS = {"fp32/every": ("fp32", "every"), "bf16/every": ("bf16", "every"),
             "fp32/final": ("fp32", "final"), "bf16/final": ("bf16", "final")}
@@ -73,35 +71,21 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--networks", default="lenet,resnet")
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="OPTION=VALUE",
-                        help="A model option on top of the net's best configuration (repeatable; YAML value).")
-    parser.add_argument("--pairs", type=int, default=350, help="Train (and test) pairs (default 350: a screen's).")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = network_parser(__doc__)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     networks = parse_archs(args.networks, BEST)
     if networks is None:
         return 1
     import torch
-    import yaml
 
-    extra = {}
-    for item in args.settings:
-        key, sep, value = item.partition("=")
-        if not sep:
-            print(f"error: --set expects OPTION=VALUE, got {item!r}", file=sys.stderr)
-            return 1
-        extra[key.strip()] = yaml.safe_load(value)
+    extra = parse_settings(args.settings)
+    if extra is None:
+        return 1
     rows = [time_variants(network, {**BEST[network], **extra}, args.pairs, args.epochs, args.repeats,
                           log=lambda line: print(line, file=sys.stderr, flush=True)) for network in networks]
-    print(f"bench_precision: cpu, 1 thread, torch {torch.__version__}, {args.repeats} repeats\n")
-    print(markdown(rows))
-    if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=1))
-    return 0
+    return report(f"bench_precision: cpu, 1 thread, torch {torch.__version__}, {args.repeats} repeats",
+                  markdown(rows), args, rows)
 
 
 if __name__ == "__main__":

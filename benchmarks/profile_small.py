@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from common import BEST
+from common import BEST, parse_settings
 
 CATEGORIES = (  # first match wins: op-name fragments → what the time is
     ("convolution", ("convolution", "conv2d")),
@@ -92,14 +92,13 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="Also time torch.compile (inductor) variants.")
     args = parser.parse_args(argv)
+    extra = parse_settings(args.settings)
+    if extra is None:
+        return 1
     import torch
-    import yaml
 
     torch.set_num_threads(1)
-    options = {**BEST["resnet"], "blocks": 5, "channels": 4, "kernel_size": 3}
-    for item in args.settings:
-        key, _, value = item.partition("=")
-        options[key.strip()] = yaml.safe_load(value)
+    options = {**BEST["resnet"], "blocks": 5, "channels": 4, "kernel_size": 3, **extra}
     label = ", ".join(f"{k}={v}" for k, v in options.items())
     print(f"profile_small: resnet {label}; 1 thread, torch {torch.__version__}\n")
     print("| layout | precision | ms per step (profiled) | aten ops per step | " +

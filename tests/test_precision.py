@@ -9,11 +9,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 from report_fixtures import write_experiment
-from train_helpers import history, replica_history
+from train_helpers import history, replica_history, small_configs, small_datas
 
 from tune_digits import results
 from tune_digits.cli import main
-from tune_digits.data import generate_pair_sets
 from tune_digits.report import analyse, draw_figure, figure_curves
 from tune_digits.report.load import load_experiment
 from tune_digits.report.figure import FigureTarget
@@ -22,18 +21,16 @@ from tune_digits.search import plan_search
 from tune_digits.spaces import SpaceError, apply_overrides, load_space, parse_space
 from tune_digits.train import ConfigError, TrainConfig, fit
 
-PAIRS = 60
 SEEDS = (0, 1)
 
 
 @pytest.fixture(scope="module")
 def datas():
-    return [generate_pair_sets(PAIRS, seed) for seed in SEEDS]
+    return small_datas(SEEDS)
 
 
 def configs(**kw) -> list[TrainConfig]:
-    base = {"network": "lenet", "pairs": PAIRS, "epochs": 2, "threads": 1, "batch_size": 10}
-    return [TrainConfig(**{**base, **kw}, seed=seed) for seed in SEEDS]
+    return small_configs(SEEDS, **kw)
 
 
 class ConvDtypes:
