@@ -128,8 +128,8 @@ def report(space, output_dir, fmt, compare, figure, figure_formats):
 
     Reads every experiment under OUTPUT/<space>/<name>/ (or only search space SPACE's, e.g. `tune-digits
     report lenet`): Table I ranks each screen's configurations, Table II shows each space's best in the paper's
-    optimistic view (best epoch chosen on the test set) and an honest one (final epoch, or chosen on a
-    validation split), Tables III/IV repeat the paper's dropout and auxiliary-loss ablations, and Figure 1
+    optimistic view (best epoch: the first of lowest test digit error) and an honest one (final epoch, or
+    chosen on a validation split), Tables III/IV repeat the paper's dropout and auxiliary-loss ablations, and Figure 1
     draws mean ± std curves. Never needs Ray or a GPU. File names and columns: outputs/README.md, "Report files".
     """
     from .report import run_report  # pandas only: no torch, no ray

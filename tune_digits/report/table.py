@@ -12,7 +12,7 @@ from .analysis import Analysis
 from .load import Experiment, fmt_value
 
 VIEW_LABELS = {
-    "best_epoch": "test-selected (paper, optimistic)",
+    "best_epoch": "test-selected (paper's rule: lowest test digit error; optimistic)",
     "final_epoch": "final epoch (honest)",
     "val_epoch": "val-selected (honest)",
 }
