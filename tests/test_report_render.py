@@ -40,7 +40,7 @@ def test_every_format_prints_and_writes_parseable_tables(outputs: Path, fmt: str
         assert r"\toprule" in text and "±" not in tex
     else:
         assert "Table I — resnet/screen" in text and "3.500 ± 0.500" in text
-        assert "test-selected (paper, optimistic)" in text and "final epoch (honest)" in text
+        assert "test-selected (paper's rule: lowest test digit error; optimistic)" in text and "final epoch (honest)" in text
         assert (report / "table2_best.txt").read_text().startswith("Table II")
 
 
