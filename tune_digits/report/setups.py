@@ -36,7 +36,7 @@ def setups_table(analyses: Sequence[Analysis]) -> Table | None:
             "subset). " + "; ".join(dict.fromkeys(f"{r['space']}: {r['protocol']}" for r in records if r["space"]))
             + ".")
     return Table("table5_setups", "Setups side by side — paper, authors' setup, our tuned setup", rule, data,
-                 _display())
+                 _display(), optional=("train", "epoch", "results"))
 
 
 def _paper_record(net: str) -> dict[str, Any]:

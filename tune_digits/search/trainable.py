@@ -11,18 +11,24 @@ from typing import Callable
 from .faults import epoch_delay, maybe_fail
 
 
-def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bool = False) -> None:
+def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bool = False,
+              networks: tuple = ()) -> None:
     """One (configuration, seed), or with `seeds` in the config one configuration and several seeds
     (`fit_replicas`). Each checkpoint also makes Tune save the experiment's state (we keep one checkpoint
     per trial), which is most of Ray's per-epoch overhead on big grids: see BENCHMARKS.md.
 
     A grouped trial reports the mean over its seeds under the usual metric names (what schedulers and
-    searchers see) and each seed's own metrics under `replicas`, which the ResultWriter turns into rows."""
+    searchers see) and each seed's own metrics under `replicas`, which the ResultWriter turns into rows.
+    `networks`: specs of networks defined outside tune_digits/models (`ship_network`)."""
     import ray
     import torch
 
     from ..data import generate_pair_sets
+    from ..models import register_spec
     from ..train import TrainConfig, fit, fit_replicas
+
+    for spec in networks:
+        register_spec(spec)
 
     seeds = config.get("seeds")
     flat = {k: v for k, v in config.items() if k != "seeds"}
@@ -37,6 +43,25 @@ def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bo
         fit_replicas(configs, datas, device, on_epoch=on_epoch, resume=_restored_state(), vectorize=vectorize)
     else:
         fit(configs[0], datas[0], device, on_epoch=on_epoch, resume=_restored_state())
+
+
+def ship_network(name: str) -> tuple:
+    """What run_trial needs to know the network: nothing for a network of tune_digits/models (every worker
+    imports them); for one defined in a user's module or a test, its spec, pickled by value since the worker
+    cannot import that module."""
+    import sys
+
+    from ray import cloudpickle
+
+    from ..models import is_builtin, network_spec
+
+    if is_builtin(name):
+        return ()
+    spec = network_spec(name)
+    module = sys.modules[spec.factory.__module__]
+    if module.__name__ != "__main__":  # __main__ is pickled by value already
+        cloudpickle.register_pickle_by_value(module)
+    return (spec,)
 
 
 def _restored_state() -> dict | None:
