@@ -1,6 +1,6 @@
 """Accuracy of `precision: bf16` against fp32, from result sets that `tune-digits search` wrote.
 
-    .venv/bin/python benchmarks/precision_accuracy.py --runs RUNS [--reference outputs]
+    .venv/bin/python benchmarks/precision_accuracy.py --runs RUNS [--reference reference]
 
 For each search space under RUNS (laid out as `tune-digits search --output RUNS` lays it out):
 - `final_bf16` against REFERENCE/<space>/final: the final-epoch test comparison error over the seeds,
@@ -71,7 +71,7 @@ def check_fp32(space: str, rerun_dir: Path, committed_dir: Path) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, required=True)
-    parser.add_argument("--reference", type=Path, default=Path("outputs"))
+    parser.add_argument("--reference", type=Path, default=Path("reference"))
     args = parser.parse_args(argv)
     if not args.runs.is_dir():
         print(f"error: {args.runs}: no such folder", file=sys.stderr)

@@ -37,9 +37,11 @@ def protocol_space(name: str, quick: bool = False, precision: str = "fp32") -> S
 def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
               cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, address: str | None = None,
               num_cpus: int | None = None, data_dir=None, verbose: bool = False, fmt: str = "table",
-              precision: str = "fp32", echo: Callable[[str], None] = print) -> list[SearchOutcome]:
+              precision: str = "fp32", command: str | None = None,
+              echo: Callable[[str], None] = print) -> list[SearchOutcome]:
     """Screen, final stage and report for each search space in `spaces` (default: the paper's networks,
-    each the space of its own name), every trial at `precision` (`fp32`: the exact path; `bf16`)."""
+    each the space of its own name), every trial at `precision` (`fp32`: the exact path; `bf16`).
+    `command`: what search.json records as the command (default: this call)."""
     from .models import paper_models
 
     spaces = paper_models() if spaces is None else spaces
@@ -65,8 +67,7 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
                      f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs) in {plan.num_trials} "
                      f"trials of up to {plan.options.seeds_per_trial} seed(s)")
                 outcome = run_search(plan, address=address, data_dir=data_dir, verbose=verbose,
-                                     command=f"tune-digits reproduce{' --quick' if quick else ''}"
-                                     + (f" --precision {precision}" if precision != "fp32" else ""), echo=echo)
+                                     command=command or _call(output, spaces, quick, precision), echo=echo)
                 outcomes.append(outcome)
                 if outcome.interrupted:
                     echo("interrupted: rerun the same command to resume where it stopped")
@@ -74,3 +75,9 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
     echo(f"== all searches done in {(time.monotonic() - started) / 60:.1f} min; the report:")
     run_report(output, fmt=fmt)
     return outcomes
+
+
+def _call(output: Path, spaces: list[str], quick: bool, precision: str) -> str:
+    """This call, as search.json's command when Python called it rather than the CLI."""
+    return (f"tune_digits.reproduce.reproduce({str(output)!r}, spaces={spaces!r}, quick={quick}"
+            + (f", precision={precision!r})" if precision != "fp32" else ")"))
