@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+import rich_click as click  # click, with help in panels
 
 from .errors import UserError
 from .search.algorithms import SCHEDULERS, SEARCHERS, help_text
@@ -12,7 +12,29 @@ DATA_DIR_HELP = ("Folder with the four official MNIST IDX files (gzip or plain) 
                  "embedded copy.")
 
 
-class FriendlyGroup(click.Group):
+# `search`'s options in help panels, by what they decide. An option left out lands in a last "Options" panel
+# (tests/test_cli_core.py wants every option placed).
+SEARCH_PANELS = {
+    "Grid and size": ["--stage", "--set", "--reps", "--pairs", "--epochs", "--spaces-dir", "--data-dir"],
+    "Algorithm": ["--search", "--num-samples", "--scheduler"],
+    "Resources": ["--cpus-per-trial", "--gpus-per-trial", "--require-gpu", "--max-concurrent", "--num-cpus"],
+    "Cluster": ["--address", "--storage"],
+    "Run management": ["--name", "--output", "--dry-run", "--restart", "--max-failures", "--checkpoint-every",
+                       "--verbose", "--help"],
+    "Performance": ["--seeds-per-trial", "--vectorize"],
+}
+
+
+def option_panels(panels: dict[str, list[str]]):
+    """Decorator: a command's options shown in these help panels, in this order."""
+    def decorate(command):
+        for name, options in reversed(panels.items()):  # decorators apply bottom-up
+            command = click.option_panel(name, options=options)(command)
+        return command
+    return decorate
+
+
+class FriendlyGroup(click.RichGroup):
     """Turn a user's mistake into one line on stderr and exit 1, never a traceback."""
 
     def invoke(self, ctx):
@@ -178,6 +200,7 @@ def spaces(spaces_dir):
 
 
 @main.command()
+@option_panels(SEARCH_PANELS)
 @click.argument("space_name", metavar="SPACE")
 @click.option("--stage", type=click.Choice(["screen", "final"]),
               help="screen: every combination at the stage's size (350 pairs, a few seeds). final: only the best "
@@ -220,15 +243,17 @@ def spaces(spaces_dir):
 @click.option("--dry-run", is_flag=True, help="Print the grid and the trial count; run nothing.")
 @click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all).")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
+@click.option("--spaces-dir", type=click.Path(file_okay=False), help=SPACES_DIR_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
 def search(space_name, stage, pairs, reps, epochs, settings, name, output, storage, address, cpus_per_trial,
            gpus_per_trial, require_gpu, max_concurrent, max_failures, checkpoint_every, seeds_per_trial, vectorize,
-           searcher, num_samples, scheduler, restart, dry_run, num_cpus, data_dir, verbose):
-    """Run the Ray Tune grid of search space SPACE: a name in search_spaces/ or a path to a YAML file.
+           searcher, num_samples, scheduler, restart, dry_run, num_cpus, data_dir, spaces_dir, verbose):
+    """Run the Ray Tune grid of search space SPACE: a name (`tune-digits spaces` lists them) or a YAML file.
 
-    Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`;
-    `tune-digits search resnet --reps 2 --epochs 5 --set 'blocks=[1, 2]' --dry-run`.
-    Rerunning the same search resumes it: finished trials are kept, interrupted ones continue.
+    Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`
+    (results in outputs/lenet/; `tune-digits report` shows them); `tune-digits search resnet --reps 2
+    --epochs 5 --set 'blocks=[1, 2]' --dry-run`. Rerunning the same search resumes it: finished trials are
+    kept, interrupted ones continue.
     """
     from pathlib import Path
 
@@ -236,7 +261,7 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, stora
     from .search import Algorithm, Resources, RunOptions, Sizes, describe_plan, plan_search, run_search
     from .spaces import apply_overrides, load_space
 
-    space = load_space(space_name)
+    space = load_space(space_name, spaces_dir)
     overrides = parse_option_values(settings)
     if overrides:
         space = apply_overrides(space, overrides)
