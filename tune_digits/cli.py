@@ -120,7 +120,7 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
                                     **parse_option_values(settings), "network": network})
     device = choose_device(gpu)
     click.echo(f"{network} on {device}: {pairs} pairs, {epochs} epochs, seed {seed}, "
-               f"{config.optimizer} lr={config.lr} batch={config.batch_size}")
+               f"{config.optimizer} lr={config.lr} batch={config.batch_size}, {config.precision}")
     click.echo(f"{'epoch':>5} {'loss':>8} {'train err%':>10} {'test digit%':>11} {'test cmp%':>9} {'time s':>7}")
 
     def show(m, _state):
@@ -153,9 +153,10 @@ def report(space, output_dir, fmt, compare, figure, figure_formats, top, show_al
     """Print the paper's tables from search results, beside the paper's numbers; write them to OUTPUT/report/.
 
     Reads every experiment under OUTPUT/<space>/<name>/ (or only search space SPACE's, e.g. `tune-digits
-    report lenet`): Table II shows each space's best in the paper's optimistic view (best epoch chosen on the
-    test set) and an honest one (final epoch, or chosen on a validation split), Tables III/IV repeat the paper's
-    dropout and auxiliary-loss ablations, Table I ranks each screen's configurations, and the last table says
+    report lenet`): Table II shows each space's best in the paper's optimistic view (best epoch: the first of
+    lowest test digit error) and an honest one (final epoch, or chosen on a validation split), Tables III/IV
+    repeat the paper's dropout and auxiliary-loss ablations, a table sets the authors' setup beside the paper
+    and ours, Table I ranks each screen's configurations, and the last table says
     which code and command made each result set; Figure 1 draws mean ± std curves. The printed tables fit 120
     columns (the top 10 configurations of each ranking); the files keep every row and column. Never needs Ray
     or a GPU. File names and columns: outputs/README.md, "Report files".
@@ -319,8 +320,12 @@ def _summarise(outcome, space_name: str, output: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]), default="table",
               show_default=True, help="Format of the final report.")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="fp32: the exact path of the committed results. bf16: forward passes under bfloat16 autocast, "
+                   "float32 weights (faster on CPUs with AVX-512 BF16; BENCHMARKS.md §7 measures its accuracy).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
-def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_cpus, fmt, data_dir, verbose):
+def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_cpus, fmt, data_dir, precision,
+              verbose):
     """Run the paper's protocol for each of its networks: screen → best → final → report.
 
     Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
@@ -337,4 +342,4 @@ def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_
     output = output or ("outputs/quick" if quick else "outputs")
     run(output, spaces=list(only) or networks, quick=quick, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir, verbose=verbose,
-        fmt=fmt, command=command_line(), echo=lambda line: click.echo(line, err=True))
+        fmt=fmt, precision=precision, command=command_line(), echo=lambda line: click.echo(line, err=True))
