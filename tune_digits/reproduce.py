@@ -37,7 +37,8 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
     output = Path(output)
     started = time.monotonic()
     outcomes = []
-    with ray_session(address, verbose, num_cpus):
+    output.mkdir(parents=True, exist_ok=True)
+    with ray_session(address, verbose, num_cpus, record=output / ".reproduce.ray"):
         # Seeds are grouped into trials (trained in turn: the same numbers as one seed per trial) as far as
         # that keeps every trial slot busy: Ray's fixed cost per trial then falls on several runs
         # (BENCHMARKS.md §2).
