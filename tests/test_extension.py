@@ -1,11 +1,14 @@
 """Adding a network is one model file plus one search-space YAML: this test is that model file.
 
 It registers a tiny network of its own, writes its search space, and uses it the way a user would:
-`models`, `train` for one epoch and a dry run. Nothing in tune_digits/ knows this network: the CLI finds it
-through the registry. (Still to come: a one-trial search, whose Ray worker must receive the network, and
-`report` on it.)
+`models`, `train` for one epoch, a dry run, a one-trial search on a real Ray and `report`. Nothing in
+tune_digits/ knows this network: the CLI finds it through the registry, and the search ships its spec to
+the Ray worker, which cannot import this file (search/trainable.py: `ship_network`).
 """
 from __future__ import annotations
+
+import csv
+import json
 
 import pytest
 import torch
@@ -73,3 +76,19 @@ def test_dry_run(tiny, tmp_path):
                                        "--output", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "network tiny" in result.output and "2 configuration(s)" in result.output
+
+
+def test_one_trial_search_and_report(tiny, tmp_path, ray_tmpdir, hang_guard):
+    hang_guard()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["search", str(tiny), "--stage", "screen", "--set", "hidden=8",
+                                       "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    experiment = out / "tiny" / "screen"
+    meta = json.loads((experiment / "search.json").read_text())
+    assert (meta["space"], meta["network"], meta["num_trials"]) == ("tiny", "tiny", 1)
+    [row] = csv.DictReader((experiment / "epochs.csv").open())
+    assert (row["network"], row["hidden"], row["epoch"]) == ("tiny", "8", "1")
+    report = CliRunner().invoke(main, ["report", "tiny", "--output", str(out)])
+    assert report.exit_code == 0, report.output
+    assert "tiny" in report.output and "screen" in report.output

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import FAULT_SEED
+from conftest import FAULT_SEED, ROOT
 from test_search_plan import LENET_TWO, LINEAR_TWO, make_plan, snapshot
 from tune_digits.cli import main
 from tune_digits.results import FORMAT_VERSION, ROW_HEAD
@@ -89,7 +90,14 @@ class TestLocalRay:
         # Tune's own loggers stay off (the tidy tables are ours), and only for the search's duration.
         assert not list((exp / "ray").glob("*/progress.csv")) and not list((exp / "ray").glob("*/result.json"))
         assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
-        assert meta["versions"]["torch"] and meta["command"] is not None
+        assert meta["versions"]["torch"] and meta["versions"]["numpy"] and meta["command"] is not None
+        # Provenance names no folder of this machine; the code is the checkout's commit, dirty or not.
+        text = (exp / "search.json").read_text()
+        assert str(tmp_path) not in text and str(ROOT) not in text and meta["ray_path"] == "ray"
+        assert (meta["space_file"], meta["space_origin"]) == ("tune_digits/search_spaces/lenet.yaml", "shipped")
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert meta["code"]["git_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+        assert meta["code"]["git_dirty"] in ((True, False) if head.returncode == 0 else (None,))
 
         rows = trial_rows(exp)
         check_complete(rows, trials=4, epochs=2)

@@ -118,8 +118,9 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
 
 @main.command()
 @click.argument("space", required=False)
-@click.option("--output", "output_dir", default="outputs", show_default=True, type=click.Path(file_okay=False),
-              help="The folder `tune-digits search` wrote to; tables and figures go to its report/ folder.")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False),
+              help="The folder `tune-digits search` wrote to; tables and figures go to its report/ folder. "
+                   "Default: outputs/, or the committed reference/ results while outputs/ has none.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]),
               default="table", show_default=True,
               help="How tables are printed and written (a .csv copy of each table is always written).")
@@ -131,36 +132,57 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
                    "`none` for no figure. Default: ResNet's best configuration (SPACE's when given).")
 @click.option("--figure-format", "figure_formats", type=click.Choice(["png", "pdf", "svg"]), multiple=True,
               default=("png",), show_default=True, help="Figure file type. Repeatable.")
-def report(space, output_dir, fmt, compare, figure, figure_formats):
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Configurations of each Table I printed (the files have them all).")
+@click.option("--all", "show_all", is_flag=True, help="Print every configuration and column (wide).")
+def report(space, output_dir, fmt, compare, figure, figure_formats, top, show_all):
     """Print the paper's tables from search results, beside the paper's numbers; write them to OUTPUT/report/.
 
     Reads every experiment under OUTPUT/<space>/<name>/ (or only search space SPACE's, e.g. `tune-digits
-    report lenet`): Table I ranks each screen's configurations, Table II shows each space's best in the paper's
-    optimistic view (best epoch chosen on the test set) and an honest one (final epoch, or chosen on a
-    validation split), Tables III/IV repeat the paper's dropout and auxiliary-loss ablations, and Figure 1
-    draws mean ± std curves. Never needs Ray or a GPU. File names and columns: outputs/README.md, "Report files".
+    report lenet`): Table II shows each space's best in the paper's optimistic view (best epoch chosen on the
+    test set) and an honest one (final epoch, or chosen on a validation split), Tables III/IV repeat the paper's
+    dropout and auxiliary-loss ablations, Table I ranks each screen's configurations, and the last table says
+    which code and command made each result set; Figure 1 draws mean ± std curves. The printed tables fit 120
+    columns (the top 10 configurations of each ranking); the files keep every row and column. Never needs Ray
+    or a GPU. File names and columns: outputs/README.md, "Report files".
     """
-    from .report import run_report  # pandas only: no torch, no ray
+    from .report import WIDTH, View, default_results_dir, run_report  # pandas only: no torch, no ray
 
-    run_report(output_dir, space=space, fmt=fmt, compare=compare, figure=figure, figure_formats=figure_formats)
+    if output_dir is None:
+        output_dir, note = default_results_dir()
+        if note:
+            click.echo(f"note: {note}", err=True)
+    view = View() if show_all else View(top=top, width=WIDTH)
+    run_report(output_dir, space=space, fmt=fmt, compare=compare, figure=figure, figure_formats=figure_formats,
+               view=view)
+
+
+SPACES_DIR_HELP = ("A folder of your own search spaces (NAME.yaml), looked up before the shipped ones; "
+                   "TUNE_DIGITS_SPACES may list more folders.")
 
 
 @main.command()
-def spaces():
-    """List the search spaces in search_spaces/ with their grid sizes and trial counts per stage."""
+@click.option("--spaces-dir", type=click.Path(file_okay=False), help=SPACES_DIR_HELP)
+def spaces(spaces_dir):
+    """List the search spaces (yours, then those shipped with tune-digits) with their grid sizes, trial counts
+    per stage and where each file is."""
     from tabulate import tabulate
 
     from .spaces import list_spaces, load_space
 
     rows = []
-    for path in list_spaces():
+    for origin, path in list_spaces(spaces_dir):
         space = load_space(str(path))
         # The final stage runs only the best combination.
-        stages = "; ".join(f"{name}: {s.pairs} pairs × {s.seeds} seeds = "
-                           f"{(space.grid_size() if name == 'screen' else 1) * s.seeds} trials"
+        stages = "; ".join(f"{name} {s.pairs}×{s.seeds} → {(space.grid_size() if name == 'screen' else 1) * s.seeds}"
                            for name, s in space.stages.items())
-        rows.append([space.name, space.network, " × ".join(space.axes) or "(none)", space.grid_size(), stages])
-    click.echo(tabulate(rows, headers=["space", "network", "grid axes", "configs", "stages"]))
+        where = "shipped" if origin == "shipped" else str(path)
+        rows.append([space.name, space.network, " × ".join(space.axes) or "(none)", space.grid_size(), stages, where])
+    click.echo(tabulate(rows, headers=["space", "network", "grid axes", "configs",
+                                         "stages: pairs×seeds → runs", "from"]))
+    shipped = next((p.parent for o, p in list_spaces(spaces_dir) if o == "shipped"), None)
+    if shipped is not None:
+        click.echo(f"\nshipped spaces: {shipped}")
 
 
 @main.command()
@@ -224,6 +246,7 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, stora
     """
     from pathlib import Path
 
+    from .provenance import command_line
     from .search import Algorithm, Resources, RunOptions, Sizes, describe_plan, plan_search, run_search
     from .spaces import apply_overrides, load_space
 
@@ -246,12 +269,15 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, stora
     if dry_run:
         return
     outcome = run_search(plan, address=address, restart=restart, verbose=verbose, data_dir=data_dir,
-                         require_gpu=require_gpu, num_cpus=num_cpus, command=" ".join(["tune-digits", *sys.argv[1:]]),
+                         require_gpu=require_gpu, num_cpus=num_cpus, command=command_line(),
                          echo=lambda line: click.echo(line, err=True))
-    _summarise(outcome, space.name)
+    _summarise(outcome, space.name, output)
 
 
-def _summarise(outcome, space_name: str) -> None:
+def _summarise(outcome, space_name: str, output: str) -> None:
+    import shlex
+    from pathlib import Path
+
     from .report import ReportError, top_configurations
 
     for note in outcome.notes:
@@ -262,7 +288,8 @@ def _summarise(outcome, space_name: str) -> None:
         click.echo(top_configurations(outcome.experiment_dir, space_name))
     except ReportError as err:
         click.echo(f"(no summary: {err})")
-    click.echo(f"results: {outcome.experiment_dir}  →  tune-digits report {space_name}")
+    where = "" if Path(output) == Path("outputs") else f" --output {shlex.quote(str(output))}"
+    click.echo(f"results: {outcome.experiment_dir}  →  tune-digits report {space_name}{where}")
     if outcome.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if outcome.failed:
@@ -296,6 +323,7 @@ def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_
     search that stopped before every trial ended): rerun the same command.
     """
     from .models import paper_models  # torch: imported here, not for --help, so --only is checked here too
+    from .provenance import command_line
     from .reproduce import reproduce as run
 
     networks = paper_models()
@@ -304,8 +332,8 @@ def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_
         raise UserError(f"--only {unknown[0]}: not one of the paper's networks ({', '.join(networks)})")
     output = output or ("outputs/quick" if quick else "outputs")
     outcomes = run(output, spaces=list(only) or networks, quick=quick, cpus_per_trial=cpus_per_trial,
-        gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir, verbose=verbose,
-        fmt=fmt, echo=lambda line: click.echo(line, err=True))
+                   gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir,
+                   verbose=verbose, fmt=fmt, command=command_line(), echo=lambda line: click.echo(line, err=True))
     if outcomes and outcomes[-1].interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if any(o.failed for o in outcomes):

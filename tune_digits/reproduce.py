@@ -27,9 +27,9 @@ QUICK_GRIDS = {"resnet": {"blocks": [1, 2], "channels": [8, 16], "kernel_size": 
 def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
               cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, address: str | None = None,
               num_cpus: int | None = None, data_dir=None, verbose: bool = False, fmt: str = "table",
-              echo: Callable[[str], None] = print) -> list[SearchOutcome]:
+              command: str | None = None, echo: Callable[[str], None] = print) -> list[SearchOutcome]:
     """Screen, final stage and report for each search space in `spaces` (default: the paper's networks,
-    each the space of its own name)."""
+    each the space of its own name). `command`: what search.json records as the command (default: this call)."""
     from .models import paper_models
 
     spaces = paper_models() if spaces is None else spaces
@@ -58,7 +58,7 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
                      f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs) in {plan.num_trials} "
                      f"trials of up to {plan.options.seeds_per_trial} seed(s)")
                 outcome = run_search(plan, address=address, data_dir=data_dir, verbose=verbose,
-                                     command=f"tune-digits reproduce{' --quick' if quick else ''}", echo=echo)
+                                     command=command or _call(output, spaces, quick), echo=echo)
                 outcomes.append(outcome)
                 if outcome.interrupted:
                     echo("interrupted: rerun the same command to resume where it stopped")
@@ -66,3 +66,8 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
     echo(f"== all searches done in {(time.monotonic() - started) / 60:.1f} min; the report:")
     run_report(output, fmt=fmt)
     return outcomes
+
+
+def _call(output: Path, spaces: list[str], quick: bool) -> str:
+    """This call, as search.json's command when Python called it rather than the CLI."""
+    return f"tune_digits.reproduce.reproduce({str(output)!r}, spaces={spaces!r}, quick={quick})"

@@ -45,11 +45,17 @@ BOOKKEEPING = frozenset({"seed", "seeds", "threads"})
 CONFIG_RENAMES = {"arch": "network", "aux_loss_weight": "side_loss_weight", "aux_weight": "digit_loss_weight"}
 
 # search.json keys. Written by search (`new_meta`), read by report and by a resuming search.
+# Provenance (tune_digits/provenance.py): `command` (as typed, shell-quoted), `commands` (every run of it,
+# resumes included), `code` (version, git_commit, git_dirty), `versions`, `machine`, `searcher_seed`.
+# Paths are relative to the experiment's folder (`ray_path`, a user's `space_file`) or name a shipped space
+# (`space_file` = tune_digits/search_spaces/<space>.yaml with `space_origin` = shipped): never absolute.
 META_KEYS = (
-    "format_version", "space", "network", "name", "stage", "space_file", "axes", "fixed", "grid", "seeds",
-    "seeds_per_trial", "vectorize", "num_trials", "search", "scheduler", "metric", "fingerprint", "command",
-    "versions", "machine", "resources", "ray_path", "started", "finished", "trials",
+    "format_version", "space", "network", "name", "stage", "space_file", "space_origin", "axes", "fixed", "grid",
+    "seeds", "seeds_per_trial", "vectorize", "num_trials", "search", "scheduler", "searcher_seed", "metric",
+    "fingerprint", "command", "commands", "code", "versions", "machine", "resources", "ray_path", "started",
+    "finished", "trials",
 )
+PROVENANCE_KEYS = ("command", "code", "versions", "machine", "started", "finished")
 
 
 class ResultsError(UserError):

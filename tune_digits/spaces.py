@@ -1,9 +1,17 @@
-"""Search-space YAML → a validated `Space` (format: search_spaces/README.md). No Ray here."""
+"""Search-space YAML → a validated `Space` (format: search_spaces/README.md). No Ray here.
+
+Where spaces come from, first match wins: a path to a .yaml file; the user's folders (`--spaces-dir`, then
+the TUNE_DIGITS_SPACES folders); the spaces shipped inside the package. The repository's top-level
+`search_spaces/` is their source: the wheel ships it as `tune_digits/search_spaces/` (pyproject.toml's
+package-dir), read with importlib.resources; a checkout (editable install, PYTHONPATH) reads it in place.
+"""
 from __future__ import annotations
 
 import itertools
 import math
+import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -11,7 +19,7 @@ import yaml
 from .errors import UserError
 from .train import ConfigError, TrainConfig, modern_names
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+SPACES_ENV = "TUNE_DIGITS_SPACES"  # a folder of the user's own spaces (os.pathsep-separated for several)
 TOP_KEYS = {"network", "description", "fixed", "grid", "best", "stages"}
 STAGE_KEYS = {"pairs", "seeds", "epochs"}
 STAGES = ("screen", "final")
@@ -41,6 +49,7 @@ class Space:
     grid: dict = field(default_factory=dict)  # key → list (grid axis) or {distribution: args}
     best: dict = field(default_factory=dict)
     stages: dict[str, Stage] = field(default_factory=dict)
+    origin: str = "path"  # "shipped", "folder" (a user's spaces folder) or "path" (a file named on its own)
 
     @property
     def axes(self) -> list[str]:
@@ -58,26 +67,52 @@ class Space:
         return any(isinstance(v, dict) for v in self.grid.values())
 
 
-def list_spaces(folder: Path = SPACES_DIR) -> list[Path]:
-    return sorted(folder.glob("*.yaml"))
+def shipped_dir() -> Path:
+    """The spaces shipped with tune-digits: package data in an installed wheel, else the checkout's folder."""
+    packaged = resources.files("tune_digits") / "search_spaces"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "search_spaces"
 
 
-def resolve_space_path(name_or_path: str, folder: Path = SPACES_DIR) -> Path:
-    """`resnet` → search_spaces/resnet.yaml; a path to a YAML file is taken as is."""
+SPACES_DIR = shipped_dir()
+
+
+def space_folders(spaces_dir: str | Path | None = None) -> list[tuple[str, Path]]:
+    """(origin, folder) in the order names are looked up: the user's folders first, the shipped one last."""
+    user = [Path(spaces_dir)] if spaces_dir else []
+    user += [Path(p) for p in os.environ.get(SPACES_ENV, "").split(os.pathsep) if p.strip()]
+    for folder in user:
+        if not folder.is_dir():
+            raise SpaceError(f"{folder}: no such folder of search spaces (from --spaces-dir or {SPACES_ENV})")
+    return [*(("folder", f) for f in user), ("shipped", SPACES_DIR)]
+
+
+def list_spaces(spaces_dir: str | Path | None = None) -> list[tuple[str, Path]]:
+    """Every space found, (origin, file), sorted by name; a user's space hides a shipped one of its name."""
+    found: dict[str, tuple[str, Path]] = {}
+    for origin, folder in space_folders(spaces_dir):
+        for path in sorted(folder.glob("*.yaml")):
+            found.setdefault(path.stem, (origin, path))
+    return [found[name] for name in sorted(found)]
+
+
+def resolve_space_path(name_or_path: str, spaces_dir: str | Path | None = None) -> tuple[str, Path]:
+    """`resnet` → (origin, its file) from the user's folders or the shipped ones; a .yaml path is taken as is."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml"):
         if not candidate.is_file():
             raise SpaceError(f"{candidate}: no such search-space file")
-        return candidate
-    path = folder / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = ", ".join(p.stem for p in list_spaces(folder)) or "none"
-        raise SpaceError(f"unknown search space '{name_or_path}'; known: {known} (or give a path to a .yaml file)")
-    return path
+        return "path", candidate
+    for origin, path in list_spaces(spaces_dir):
+        if path.stem == name_or_path:
+            return origin, path
+    known = ", ".join(path.stem for _, path in list_spaces(spaces_dir)) or "none"
+    raise SpaceError(f"unknown search space '{name_or_path}'; known: {known} (or give a path to a .yaml file)")
 
 
-def load_space(name_or_path: str, folder: Path = SPACES_DIR) -> Space:
-    path = resolve_space_path(name_or_path, folder)
+def load_space(name_or_path: str, spaces_dir: str | Path | None = None) -> Space:
+    origin, path = resolve_space_path(name_or_path, spaces_dir)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -86,7 +121,9 @@ def load_space(name_or_path: str, folder: Path = SPACES_DIR) -> Space:
         raise SpaceError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
     except OSError as err:
         raise SpaceError(f"{path}: cannot read: {err.strerror}") from None
-    return parse_space(raw, path)
+    space = parse_space(raw, path)
+    space.origin = origin
+    return space
 
 
 def parse_space(raw, path: Path) -> Space:
@@ -247,6 +284,8 @@ def apply_overrides(space: Space, overrides: dict) -> Space:
             raw["fixed"][key] = value
     raw["stages"] = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in raw["stages"].items()}
     try:
-        return parse_space(raw, space.path)
+        changed = parse_space(raw, space.path)
     except SpaceError as err:
         raise SpaceError(f"after --set: {err}") from None
+    changed.origin = space.origin
+    return changed

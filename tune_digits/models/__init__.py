@@ -7,8 +7,8 @@ import importlib
 import pkgutil
 
 from .pair import STRATEGIES, PairNet, PairOutput
-from .registry import (BASE_TRAINING, NetworkSpec, backbone_options, create_backbone, list_models, network_spec,
-                       paper_models, register_model, train_defaults, unregister_model)
+from .registry import (BASE_TRAINING, NetworkSpec, backbone_options, create_backbone, is_builtin, list_models,
+                       network_spec, paper_models, register_model, register_spec, train_defaults, unregister_model)
 
 _NOT_MODELS = {"common", "pair", "registry"}
 for _module in pkgutil.iter_modules(__path__):
@@ -33,5 +33,5 @@ def count_parameters(model) -> int:
 
 
 __all__ = ["BASE_TRAINING", "STRATEGIES", "NetworkSpec", "PairNet", "PairOutput", "backbone_options", "count_parameters",
-           "create_backbone", "create_model", "list_models", "model_options", "network_spec", "paper_models",
-           "register_model", "train_defaults", "unregister_model"]
+           "create_backbone", "create_model", "is_builtin", "list_models", "model_options", "network_spec", "paper_models",
+           "register_model", "register_spec", "train_defaults", "unregister_model"]

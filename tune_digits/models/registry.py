@@ -62,6 +62,17 @@ def register_model(train_defaults: dict | None = None):
     return wrap
 
 
+def register_spec(spec: NetworkSpec) -> None:
+    """Register a spec made elsewhere: a Ray worker receiving a network defined outside this package."""
+    _SPECS.setdefault(spec.name, spec)
+
+
+def is_builtin(name: str) -> bool:
+    """Whether the network is defined in tune_digits/models (every process imports it) rather than in a
+    user's module or a test, which a Ray worker does not import."""
+    return network_spec(name).factory.__module__.startswith(__package__ + ".")
+
+
 def unregister_model(name: str) -> None:
     """Remove a network (tests that register a network of their own clean up with this)."""
     _SPECS.pop(name, None)

@@ -23,18 +23,19 @@ from __future__ import annotations
 from .ablation import compare_table
 from .analysis import Analysis, analyse, choose_best
 from .figure import FIGURE_FORMATS, draw_figure, figure_curves, figure_target
-from .load import REPORT_DIR, Experiment, ReportError, Results, load_results
+from .load import (OUTPUTS_DIR, REFERENCE_DIR, REPORT_DIR, Experiment, ReportError, Results, default_results_dir,
+                   load_results)
 from .ranking import best_table, ranking_table
-from .render import EXTENSIONS, FORMATS, render, render_all
+from .render import EXTENSIONS, FORMATS, WIDTH, View, render, render_all
 from .run import best_configuration, run_report, top_configurations
 from .stats import mean_std, welch
 from .table import NotBuilt, Table, register_table, table_names, unregister_table
 from .tables import build_tables
 
 __all__ = [
-    "FIGURE_FORMATS", "FORMATS", "EXTENSIONS", "REPORT_DIR", "Analysis", "Experiment", "NotBuilt", "ReportError",
-    "Results", "Table", "analyse", "best_configuration", "best_table", "build_tables", "choose_best",
-    "compare_table", "draw_figure", "figure_curves", "figure_target", "load_results", "mean_std", "ranking_table",
+    "FIGURE_FORMATS", "FORMATS", "EXTENSIONS", "OUTPUTS_DIR", "REFERENCE_DIR", "REPORT_DIR", "Analysis", "Experiment", "NotBuilt", "ReportError",
+    "Results", "Table", "View", "WIDTH", "analyse", "best_configuration", "best_table", "build_tables", "choose_best",
+    "compare_table", "default_results_dir", "draw_figure", "figure_curves", "figure_target", "load_results", "mean_std", "ranking_table",
     "register_table", "render", "render_all", "run_report", "table_names", "top_configurations",
     "unregister_table", "welch",
 ]

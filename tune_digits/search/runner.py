@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from ..provenance import code_version, driver_machine, relative_to, versions
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
 from .plan import Resources, SearchError, SearchPlan, previous_meta
 
@@ -219,26 +219,39 @@ def _ray_location(plan: SearchPlan) -> tuple[str, str, str]:
 
 def _start_meta(plan: SearchPlan, previous: dict | None, command: str, ray_path: str) -> dict:
     """search.json for this run: the earlier one when resuming (read in today's names, so it is written
-    back as today's format), else a new one."""
+    back as today's format), else a new one. Paths are relative to the experiment's folder."""
     from .writer import utc_now
 
+    exp_dir = plan.experiment_dir
     if previous:
         meta = {**previous, "format_version": FORMAT_VERSION}
     else:
         grid = rename_config(plan.grid)  # the format's option names (the trials' configs are Tune's, as run)
         meta = new_meta(
             space=plan.space.name, network=plan.network, name=plan.name, stage=plan.stage,
-            space_file=str(plan.space.path), axes=list(grid),
+            space_file=space_file(plan.space, exp_dir), space_origin=plan.space.origin, axes=list(grid),
             fixed=rename_config({k: v for k, v in plan.trial_base().items() if k != "threads"}), grid=grid,
             seeds=plan.seeds, seeds_per_trial=plan.options.seeds_per_trial, vectorize=plan.options.vectorize,
             num_trials=plan.num_trials, search=plan.algorithm.search, scheduler=plan.algorithm.scheduler,
-            metric=plan.metric, fingerprint=plan.fingerprint(), trials={}, command=command, versions=_versions(),
-            ray_path=ray_path, started=utc_now())
+            searcher_seed=getattr(plan.algorithm, "seed", None),  # None: the searcher draws unseeded
+            metric=plan.metric, fingerprint=plan.fingerprint(), trials={}, command=command,
+            ray_path=relative_to(ray_path, exp_dir), started=utc_now())
     meta.pop("finished", None)
     meta["resources"] = {"cpus_per_trial": plan.resources.cpus_per_trial,
                          "gpus_per_trial": plan.resources.gpus_per_trial}
-    meta["machine"] = _machine()  # of the latest run (a resumed search may run elsewhere)
+    # Of the latest run (a resumed search may run elsewhere, with other code): its command comes first.
+    meta["commands"] = [*previous.get("commands", [])] if previous else []
+    meta["commands"].append(command)
+    meta.update(code=code_version(), versions=versions(), machine=_machine())
     return meta
+
+
+def space_file(space, exp_dir: Path) -> str:
+    """Where the space came from: a shipped one by its name in the package, a user's file relative to the
+    experiment's folder."""
+    if space.origin == "shipped":
+        return f"tune_digits/search_spaces/{space.path.name}"
+    return relative_to(space.path, exp_dir)
 
 
 def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: tuple[str, str, str],
@@ -251,12 +264,12 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
 
     from .algorithms import param_space, tune_config
     from .progress import Progress
-    from .trainable import run_trial
+    from .trainable import run_trial, ship_network
     from .writer import ResultWriter
 
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.options.checkpoint_every,
-                             vectorize=plan.options.vectorize),
+                             vectorize=plan.options.vectorize, networks=ship_network(plan.network)),
         {"cpu": plan.resources.cpus_per_trial, "gpu": plan.resources.gpus_per_trial})
     storage_path, exp_name, ray_path = location
     restored = _restore(ray_path, trainable, plan.experiment_dir) if previous else None
@@ -353,41 +366,13 @@ def _without_tune_loggers():
 
 
 # ---------------------------------------------------------------------------------------------------
-# Provenance: where and with what the search ran (search.json's `machine` and `versions`)
-
-
-def cpu_model() -> str:
-    """This machine's CPU model name (benchmarks print it beside their timings too)."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+# Provenance: where and with what the search ran (the rest is tune_digits.provenance's)
 
 
 def _machine() -> dict:
-    """The driver's CPU and the Ray cluster's resources (wall times depend on both)."""
-    import platform
-
+    """The driver's machine and the Ray cluster's resources (wall times depend on both)."""
     import ray
 
     resources = ray.cluster_resources()
-    return {"driver_cpu": cpu_model(), "driver_cpus": os.cpu_count(), "platform": platform.platform(),
-            "ray_nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+    return {**driver_machine(), "ray_nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
             "ray_cpus": resources.get("CPU", 0), "ray_gpus": resources.get("GPU", 0)}
-
-
-def _versions() -> dict:
-    from importlib import metadata
-
-    out = {"python": sys.version.split()[0]}
-    for package in ("tune-digits", "torch", "ray"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = "unknown"
-    return out

@@ -10,19 +10,25 @@ from .checkpoints import RunStore
 from .faults import epoch_delay, maybe_fail, maybe_pause
 
 
-def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bool = False) -> None:
+def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bool = False,
+              networks: tuple = ()) -> None:
     """One (configuration, seed), or with `seeds` in the config one configuration and several seeds
     (`fit_replicas`). It continues from its run's newest checkpoint, wherever one exists: a retry after a
     crash, a rerun after the driver died, or a trial Tune recreated.
 
     A grouped trial reports the mean over its seeds under the usual metric names (what schedulers and
-    searchers see) and each seed's own metrics under `replicas`, which the ResultWriter turns into rows."""
+    searchers see) and each seed's own metrics under `replicas`, which the ResultWriter turns into rows.
+    `networks`: specs of networks defined outside tune_digits/models (`ship_network`)."""
     import ray
     import torch
     from ray import tune
 
     from ..data import generate_pair_sets
+    from ..models import register_spec
     from ..train import TrainConfig, fit, fit_replicas
+
+    for spec in networks:
+        register_spec(spec)
 
     seeds = config.get("seeds")
     flat = {k: v for k, v in config.items() if k != "seeds"}
@@ -44,6 +50,25 @@ def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bo
         fit_replicas(configs, datas, device, on_epoch=on_epoch, resume=resume, vectorize=vectorize)
     else:
         fit(configs[0], datas[0], device, on_epoch=on_epoch, resume=resume)
+
+
+def ship_network(name: str) -> tuple:
+    """What run_trial needs to know the network: nothing for a network of tune_digits/models (every worker
+    imports them); for one defined in a user's module or a test, its spec, pickled by value since the worker
+    cannot import that module."""
+    import sys
+
+    from ray import cloudpickle
+
+    from ..models import is_builtin, network_spec
+
+    if is_builtin(name):
+        return ()
+    spec = network_spec(name)
+    module = sys.modules[spec.factory.__module__]
+    if module.__name__ != "__main__":  # __main__ is pickled by value already
+        cloudpickle.register_pickle_by_value(module)
+    return (spec,)
 
 
 def _reporter(config: dict, seeds: list[int] | None, epochs: int, checkpoint_every: int, store: RunStore,
