@@ -137,7 +137,8 @@ def test_killed_driver_and_worker_resume_to_the_uninterrupted_numbers(tmp_path, 
     fifth = rerun("run5")
     assert fifth.finish() == 0, fifth.err.read_text()[-3000:]
     assert f"{TRIALS}/{TRIALS} trials finished, 0 failed" in fifth.out.read_text()
-    assert f"{TRIALS}/{TRIALS} trials done (0 running, 0 failed) · epochs {total}/{total} (100 %)" in last_progress(fifth)
+    done_line = f"{TRIALS}/{TRIALS} trials done (0 running, 0 failed) · epochs {total}/{total} (100 %)"
+    assert done_line in last_progress(fifth)
     said.append(f"{time.monotonic() - start:5.1f} s: run5 ends with {fifth.rows()} rows")
 
     assert reference.finish() == 0, reference.err.read_text()[-3000:]
