@@ -139,9 +139,10 @@ def report(space, output_dir, fmt, compare, figure, figure_formats, top, show_al
     """Print the paper's tables from search results, beside the paper's numbers; write them to OUTPUT/report/.
 
     Reads every experiment under OUTPUT/<space>/<name>/ (or only search space SPACE's, e.g. `tune-digits
-    report lenet`): Table II shows each space's best in the paper's optimistic view (best epoch chosen on the
-    test set) and an honest one (final epoch, or chosen on a validation split), Tables III/IV repeat the paper's
-    dropout and auxiliary-loss ablations, Table I ranks each screen's configurations, and the last table says
+    report lenet`): Table II shows each space's best in the paper's optimistic view (best epoch: the first of
+    lowest test digit error) and an honest one (final epoch, or chosen on a validation split), Tables III/IV
+    repeat the paper's dropout and auxiliary-loss ablations, a table sets the authors' setup beside the paper
+    and ours, Table I ranks each screen's configurations, and the last table says
     which code and command made each result set; Figure 1 draws mean ± std curves. The printed tables fit 120
     columns (the top 10 configurations of each ranking); the files keep every row and column. Never needs Ray
     or a GPU. File names and columns: outputs/README.md, "Report files".

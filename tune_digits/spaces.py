@@ -170,8 +170,11 @@ def parse_space(raw, path: Path) -> Space:
             fail(f"grid.{key}", "must be a list of values or a distribution such as {loguniform: [1.0e-3, 1.0e-1]}")
     # Every value must make a valid trial. Each fixed value and each grid value is checked on its own first,
     # so the error names the key that is wrong; then together.
-    for key, value in space.fixed.items():
-        _check_config({key: value}, space.network, f"fixed.{key}", fail, value)
+    # A value valid only beside another fixed one (the authors' AlexNet needs dropout: false) is checked with
+    # the rest of `fixed`: each key alone only when they fail together.
+    if not _valid(space.fixed, space.network):
+        for key, value in space.fixed.items():
+            _check_config({key: value}, space.network, f"fixed.{key}", fail, value)
     _check_config(space.fixed, space.network, "fixed", fail)
     for key, values in space.grid.items():
         for value in _examples(values):
@@ -233,6 +236,14 @@ def _examples(values) -> list:
     if kind in ("uniform", "loguniform"):
         return [float(a) for a in args]
     return list(args)
+
+
+def _valid(flat: dict, network: str) -> bool:
+    try:
+        TrainConfig.from_flat({**flat, "network": network})
+    except UserError:
+        return False
+    return True
 
 
 def _check_config(flat: dict, network: str, key: str, fail, value=None) -> None:

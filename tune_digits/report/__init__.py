@@ -8,8 +8,9 @@ Vocabulary used throughout:
 - a *search space* is an experiment's first-level folder (`outputs/<space>/`), e.g. `lenet` or `best`;
 - a *repetition* is one (configuration, seed): its epochs are one curve;
 - a *configuration* is one combination of the experiment's grid axes;
-- the two epoch *views* of a repetition: `best_epoch` (the epoch with the lowest test comparison error —
-  the paper's rule, optimistic because it selects on the test set) and the honest one: `val_epoch` (lowest
+- the two epoch *views* of a repetition: `best_epoch` (the first epoch with the lowest test digit error,
+  where the comparison error is read — the paper's rule as its authors' code applies it, optimistic because
+  it selects on the test set) and the honest one: `val_epoch` (lowest
   val_error, when the search carved a validation split) or else `final_epoch` (the last epoch).
 - statistics are over repetitions: mean and sample std (n − 1); differences come with a 95 % Welch
   confidence interval and a Welch t-test p-value.

@@ -9,6 +9,7 @@ from .ablation import PaperAblation, ablation_table, compare_table
 from .analysis import Analysis
 from .origin import origin_table
 from .ranking import best_table, ranking_table
+from .setups import setups_table
 from .table import TABLES, NotBuilt, Table, register_table
 
 # The option names that switch the paper's ablations, in order of preference (see models/ and train.py).
@@ -33,6 +34,11 @@ def table3(analyses: Sequence[Analysis]) -> Table | None:
 @register_table(TABLE_IV.name)
 def table4(analyses: Sequence[Analysis]) -> Table | None:
     return paper_ablation(analyses, TABLE_IV)
+
+
+@register_table("table5_setups")
+def table5(analyses: Sequence[Analysis]) -> Table | None:
+    return setups_table(analyses)
 
 
 @register_table("table1_ranking")

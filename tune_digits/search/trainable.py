@@ -36,7 +36,8 @@ def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bo
         else [TrainConfig.from_flat(flat)]
     # A fractional GPU from Ray is only used when torch can see one (fake GPUs in tests cannot).
     device = torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
-    datas = [generate_pair_sets(c.pairs, c.seed, n_test=c.test_pairs, mnist=mnist) for c in configs]
+    datas = [generate_pair_sets(c.pairs, c.seed, n_test=c.test_pairs, mnist=mnist, standardise=c.standardise)
+             for c in configs]
     store = RunStore.for_trial(config)
     saved = store.load()
     resume, history = (saved["state"], saved["reports"]) if saved else (None, [])

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..data import STANDARDISE
 from ..errors import UserError
 from ..models import create_model, list_models, model_options, train_defaults
 from ..results import CONFIG_RENAMES
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
+BATCH_ORDERS = ("shuffled", "fixed")
 
 
 class ConfigError(UserError, ValueError):
@@ -43,6 +45,10 @@ class TrainConfig:
     repair: bool = False  # re-pair the training digits at random every epoch (targets recomputed)
     shift: float = 0.0  # augmentation: random translation of each training digit, up to this many pixels
     val_fraction: float = 0.0  # share of the train pairs held out for model selection
+    # The authors' code: the drawn order every epoch ("fixed"), and the whole train split's mean and std
+    # ("split", data.py) instead of the drawn pairs'.
+    batch_order: str = "shuffled"
+    standardise: str = "pairs"
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
     options: dict = field(default_factory=dict)
 
@@ -70,6 +76,8 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {list(OPTIMIZERS)}"),
             (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {list(SCHEDULES)}"),
+            (self.batch_order in BATCH_ORDERS, f"batch_order must be one of {list(BATCH_ORDERS)}"),
+            (self.standardise in STANDARDISE, f"standardise must be one of {list(STANDARDISE)}"),
             (self.lr > 0, "lr must be positive"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
@@ -129,7 +137,7 @@ _FIELD_TYPES = {
     **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads"), int),
     **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift"),
                     (int, float)),
-    **dict.fromkeys(("network", "optimizer", "lr_schedule"), str), "repair": bool, "options": dict,
+    **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise"), str), "repair": bool, "options": dict,
 }
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
 

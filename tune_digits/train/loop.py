@@ -124,7 +124,10 @@ def _train_epoch(engine: Engine, train, shuffles: list[torch.Generator], config:
     device = x.device
     rows = torch.arange(r, device=device)[:, None]
     engine.train()
-    order = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)  # (R, N)
+    if config.batch_order == "fixed":  # the drawn order every epoch, as the authors' code
+        order = torch.arange(n, device=device).expand(r, n)
+    else:
+        order = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)  # (R, N)
     total = torch.zeros(r, device=device)
     steps = 0
     for i in range(0, n, config.batch_size):
@@ -195,7 +198,8 @@ def _upgrade_fit_snapshot(old: dict) -> dict:
 
 
 def load_data(config: TrainConfig, data_dir=None) -> PairSet:
-    return generate_pair_sets(config.pairs, config.seed, data_dir=data_dir, n_test=config.test_pairs)
+    return generate_pair_sets(config.pairs, config.seed, data_dir=data_dir, n_test=config.test_pairs,
+                              standardise=config.standardise)
 
 
 def train_once(config: TrainConfig, device=None, on_epoch=None, data_dir=None) -> dict:
