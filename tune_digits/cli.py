@@ -106,7 +106,7 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
                                     **parse_option_values(settings), "network": network})
     device = choose_device(gpu)
     click.echo(f"{network} on {device}: {pairs} pairs, {epochs} epochs, seed {seed}, "
-               f"{config.optimizer} lr={config.lr} batch={config.batch_size}")
+               f"{config.optimizer} lr={config.lr} batch={config.batch_size}, {config.precision}")
     click.echo(f"{'epoch':>5} {'loss':>8} {'train err%':>10} {'test digit%':>11} {'test cmp%':>9} {'time s':>7}")
 
     def show(m, _state):
@@ -311,8 +311,12 @@ def _summarise(outcome, space_name: str, output: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]), default="table",
               show_default=True, help="Format of the final report.")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="fp32: the exact path of the committed results. bf16: forward passes under bfloat16 autocast, "
+                   "float32 weights (faster on CPUs with AVX-512 BF16; BENCHMARKS.md §7 measures its accuracy).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
-def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_cpus, fmt, data_dir, verbose):
+def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_cpus, fmt, data_dir, precision,
+              verbose):
     """Run the paper's protocol for each of its networks: screen → best → final → report.
 
     Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
@@ -334,7 +338,8 @@ def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_
     output = output or ("outputs/quick" if quick else "outputs")
     outcomes = run(output, spaces=list(only) or networks, quick=quick, cpus_per_trial=cpus_per_trial,
                    gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir,
-                   verbose=verbose, fmt=fmt, command=command_line(), echo=lambda line: click.echo(line, err=True))
+                   verbose=verbose, fmt=fmt, precision=precision, command=command_line(),
+                   echo=lambda line: click.echo(line, err=True))
     if outcomes and outcomes[-1].interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if any(o.failed for o in outcomes):

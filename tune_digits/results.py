@@ -7,7 +7,8 @@ One experiment is a folder `OUTPUT/<space>/<name>/` (outputs/README.md):
 - `epochs.csv`: every trial's rows together, written when the search ends.
 A row is one (trial, seed, epoch): the `ROW_HEAD` columns, then one column per config value.
 
-Format history. Version 1 (no `format_version` key) named the search space `arch` in search.json and the
+Format history. Columns added without a new version: `precision` and `train_eval` (absent: `fp32`, `every`;
+see `CONFIG_DEFAULTS`). Version 1 (no `format_version` key) named the search space `arch` in search.json and the
 network `arch` in the rows, LeNet's side-classifier weight `aux_loss_weight` and the pair strategies' digit
 loss weight `aux_weight`. Readers see every file in today's names (`upgrade_meta`, `CONFIG_RENAMES`).
 """
@@ -43,6 +44,11 @@ BOOKKEEPING = frozenset({"seed", "seeds", "threads"})
 
 # Old name → today's, for config keys (rows, search.json's fixed/grid/axes, YAML files, --set).
 CONFIG_RENAMES = {"arch": "network", "aux_loss_weight": "side_loss_weight", "aux_weight": "digit_loss_weight"}
+
+# Config columns added after results were committed, and what a row without one meant when it was written:
+# the float32 path, the training set measured every epoch. Readers fill them in (`read_rows`), so old and
+# new rows of the same setting read alike.
+CONFIG_DEFAULTS = {"precision": "fp32", "train_eval": "every"}
 
 # search.json keys. Written by search (`new_meta`), read by report and by a resuming search.
 # Provenance (tune_digits/provenance.py): `command` (as typed, shell-quoted), `commands` (every run of it,
@@ -264,7 +270,8 @@ def trial_config(entry) -> dict | None:
 
 
 def read_rows(path: Path, required=REQUIRED, default_trial: str = "epochs") -> list[dict[str, str]]:
-    """One result CSV as validated records of strings, in today's column names; raises BadFile.
+    """One result CSV as validated records of strings, in today's column names and with every column of
+    `CONFIG_DEFAULTS` (a missing one holds its default); raises BadFile.
 
     Plain `csv` rather than pandas: a search leaves hundreds of tiny trial files, and pandas' per-call
     overhead would dominate the report's run time."""
@@ -284,6 +291,9 @@ def read_rows(path: Path, required=REQUIRED, default_trial: str = "epochs") -> l
         rec = dict(zip(header, values))
         _check_record(rec, numeric, i)
         rec.setdefault("trial_id", default_trial)
+        for key, default in CONFIG_DEFAULTS.items():
+            if not rec.get(key):  # absent, or empty in an epochs.csv that joins older and newer trial files
+                rec[key] = default
         records.append(rec)
     return records
 

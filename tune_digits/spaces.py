@@ -17,11 +17,11 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
-from .train import ConfigError, TrainConfig, modern_names
+from .train import TRAIN_EVALS, ConfigError, TrainConfig, modern_names
 
 SPACES_ENV = "TUNE_DIGITS_SPACES"  # a folder of the user's own spaces (os.pathsep-separated for several)
 TOP_KEYS = {"network", "description", "fixed", "grid", "best", "stages"}
-STAGE_KEYS = {"pairs", "seeds", "epochs"}
+STAGE_KEYS = {"pairs", "seeds", "epochs", "train_eval"}
 STAGES = ("screen", "final")
 DISTRIBUTIONS = {"choice", "uniform", "loguniform", "randint"}
 # Keys owned by the search itself: the seed axis and the trial's thread count.
@@ -37,6 +37,7 @@ class Stage:
     pairs: int
     seeds: int
     epochs: int | None = None
+    train_eval: str | None = None  # None: the stage's default (search/plan.py: final-only for a screen)
 
 
 @dataclass
@@ -191,17 +192,20 @@ def parse_space(raw, path: Path) -> Space:
 
 
 def _parse_stages(stages: dict, fail) -> dict[str, Stage]:
-    """The `stages:` section: screen/final sizes, each a mapping of positive integers."""
+    """The `stages:` section: screen/final sizes (positive integers) and optionally `train_eval`."""
     parsed = {}
     for stage, spec in stages.items():
         if stage not in STAGES:
             fail(f"stages.{stage}", f"unknown stage; allowed: {', '.join(STAGES)}")
         if not isinstance(spec, dict):
-            fail(f"stages.{stage}", "must be a mapping with pairs, seeds (and optionally epochs)")
+            fail(f"stages.{stage}", "must be a mapping with pairs, seeds (and optionally epochs, train_eval)")
         for key, value in spec.items():
             if key not in STAGE_KEYS:
                 fail(f"stages.{stage}.{key}", f"unknown key; allowed: {', '.join(sorted(STAGE_KEYS))}")
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if key == "train_eval":
+                if value not in TRAIN_EVALS:
+                    fail(f"stages.{stage}.{key}", f"must be one of {', '.join(TRAIN_EVALS)}, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 fail(f"stages.{stage}.{key}", f"must be a positive integer, got {value!r}")
         if "pairs" not in spec or "seeds" not in spec:
             fail(f"stages.{stage}", "needs pairs and seeds")

@@ -154,6 +154,8 @@ class SearchPlan:
                "search": self.algorithm.search, "num_samples": self.algorithm.num_samples,
                "scheduler": self.algorithm.scheduler}
         key["fixed"].pop("threads")
+        # What is measured, not what is trained: a screen started before `train_eval` existed still resumes.
+        key["fixed"].pop("train_eval", None)
         if self.options.seeds_per_trial > 1:  # other trials, so no resuming across a change (absent by default)
             key.update(seeds_per_trial=self.options.seeds_per_trial, vectorize=self.options.vectorize)
         return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -190,6 +192,12 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
     n_seeds = sizes.reps or (spec.seeds if spec else 1)
     fixed.pop("pairs", None)
     fixed.pop("epochs", None)
+    if "train_eval" not in fixed and "train_eval" not in grid:
+        # A screen ranks on the final epoch: its training error is measured then only, unless the space's stage
+        # or --set train_eval=every says otherwise. The final stage keeps every epoch (Figure 1).
+        train_eval = (spec.train_eval if spec else None) or ("final" if stage == "screen" else None)
+        if train_eval and train_eval != "every":
+            fixed["train_eval"] = train_eval
     notes += _algorithm_notes(algorithm, grid, fixed)
     options = _grouping(options, algorithm, n_seeds)
     _check_trial_config(space, {**fixed, "pairs": pairs, "epochs": epochs})
