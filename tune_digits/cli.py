@@ -12,6 +12,11 @@ DATA_DIR_HELP = ("Folder with the four official MNIST IDX files (gzip or plain) 
                  "embedded copy.")
 
 
+# Exit statuses of `search` and `reproduce` (README, "Exit statuses"): finished, bad input, failed trials,
+# interrupted (128 + SIGINT, as shells report a Ctrl-C).
+EXIT_FINISHED, EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 # `search`'s options in help panels, by what they decide. An option left out lands in a last "Options" panel
 # (tests/test_cli_core.py wants every option placed).
 SEARCH_PANELS = {
@@ -42,7 +47,10 @@ class FriendlyGroup(click.RichGroup):
             return super().invoke(ctx)
         except UserError as err:
             click.echo(f"error: {err}", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:  # a second Ctrl-C, while Tune was still stopping the trials of the first
+            click.echo("\ninterrupted: rerun the same command to resume", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -253,8 +261,13 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, stora
 
     Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`
     (results in outputs/lenet/; `tune-digits report` shows them); `tune-digits search resnet --reps 2
-    --epochs 5 --set 'blocks=[1, 2]' --dry-run`. Rerunning the same search resumes it: finished trials are
-    kept, interrupted ones continue.
+    --epochs 5 --set 'blocks=[1, 2]' --dry-run`. Rerunning the same search resumes it, after a Ctrl-C or a
+    crash: finished trials are kept, the others continue from their newest checkpoint, failed ones are retried.
+
+    \b
+    Exit status: 0 every trial finished; 1 bad input (one line on stderr);
+    2 some trials failed after their retries; 130 interrupted (Ctrl-C, or a
+    search that stopped before every trial ended): rerun the same command.
     """
     from pathlib import Path
 
@@ -302,8 +315,10 @@ def _summarise(outcome, space_name: str, output: str) -> None:
         click.echo(f"(no summary: {err})")
     where = "" if Path(output) == Path("outputs") else f" --output {shlex.quote(str(output))}"
     click.echo(f"results: {outcome.experiment_dir}  →  tune-digits report {space_name}{where}")
+    if outcome.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
     if outcome.failed:
-        sys.exit(2)
+        sys.exit(EXIT_FAILED_TRIALS)
 
 
 @main.command()
@@ -330,6 +345,11 @@ def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_
 
     Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
     Interrupted? Run the same command again: finished trials are kept.
+
+    \b
+    Exit status: 0 every trial finished; 1 bad input (one line on stderr);
+    2 some trials failed after their retries; 130 interrupted (Ctrl-C, or a
+    search that stopped before every trial ended): rerun the same command.
     """
     from .models import paper_models  # torch: imported here, not for --help, so --only is checked here too
     from .provenance import command_line
@@ -340,6 +360,11 @@ def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_
     if unknown:
         raise UserError(f"--only {unknown[0]}: not one of the paper's networks ({', '.join(networks)})")
     output = output or ("outputs/quick" if quick else "outputs")
-    run(output, spaces=list(only) or networks, quick=quick, cpus_per_trial=cpus_per_trial,
-        gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir, verbose=verbose,
-        fmt=fmt, precision=precision, command=command_line(), echo=lambda line: click.echo(line, err=True))
+    outcomes = run(output, spaces=list(only) or networks, quick=quick, cpus_per_trial=cpus_per_trial,
+                   gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir,
+                   verbose=verbose, fmt=fmt, precision=precision, command=command_line(),
+                   echo=lambda line: click.echo(line, err=True))
+    if outcomes and outcomes[-1].interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    if any(o.failed for o in outcomes):
+        sys.exit(EXIT_FAILED_TRIALS)
