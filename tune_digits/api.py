@@ -26,22 +26,13 @@ def search(space: str, stage: str | None = None, *, output: str | Path = "output
 
     `space` is a space's name or a .yaml path; `overrides` are `--set` values (a list replaces a grid axis).
     The frame's `attrs` hold the experiment's folder and the outcome (trials finished, failed, interrupted)."""
-    from .search import Algorithm, Resources, RunOptions, Sizes, plan_search, run_search
-    from .spaces import apply_overrides, load_space
+    from .search import Algorithm, Resources, RunOptions, Sizes, run_search
 
-    loaded = load_space(space, spaces_dir)
-    if overrides:
-        loaded = apply_overrides(loaded, dict(overrides))
-    best = None
-    if stage == "final":
-        from .report import best_configuration
-
-        best = best_configuration(Path(output) / loaded.name / "screen", loaded.name)
-    plan = plan_search(loaded, stage=stage, name=name, best=best, output=output,
-                       sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
-                       algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler),
-                       resources=Resources(cpus_per_trial, gpus_per_trial),
-                       options=RunOptions(seeds_per_trial=seeds_per_trial))
+    plan = plan_space(space, stage, output=output, name=name, overrides=overrides, spaces_dir=spaces_dir,
+                      sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
+                      algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler),
+                      resources=Resources(cpus_per_trial, gpus_per_trial),
+                      options=RunOptions(seeds_per_trial=seeds_per_trial))
     call = ", ".join([repr(space), *(f"{k}={v!r}" for k, v in (
         ("stage", stage), ("output", str(output)), ("name", name), ("pairs", pairs), ("reps", reps),
         ("epochs", epochs), ("overrides", overrides)) if v is not None)])
@@ -52,6 +43,24 @@ def search(space: str, stage: str | None = None, *, output: str | Path = "output
     rows.attrs.update(experiment_dir=str(outcome.experiment_dir), trials=outcome.trials,
                       finished=outcome.finished, failed=outcome.failed, interrupted=outcome.interrupted)
     return rows
+
+
+def plan_space(space: str, stage: str | None = None, *, output: str | Path = "outputs", name: str | None = None,
+               overrides: dict[str, Any] | None = None, spaces_dir: str | Path | None = None, **groups: Any):
+    """The SearchPlan of `tune-digits search` and `search()`: the space found by name or path, `--set` values
+    applied, the screen's winner for a final stage; `groups` are plan_search's option groups (sizes, …)."""
+    from .search import plan_search
+    from .spaces import apply_overrides, load_space
+
+    loaded = load_space(space, spaces_dir)
+    if overrides:
+        loaded = apply_overrides(loaded, dict(overrides))
+    best = None
+    if stage == "final":
+        from .report import best_configuration
+
+        best = best_configuration(Path(output) / loaded.name / "screen", loaded.name)
+    return plan_search(loaded, stage=stage, name=name, best=best, output=output, **groups)
 
 
 def load_results(path: str | Path = "outputs") -> pd.DataFrame:

@@ -269,34 +269,23 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, stora
     2 some trials failed after their retries; 130 interrupted (Ctrl-C, or a
     search that stopped before every trial ended): rerun the same command.
     """
-    from pathlib import Path
-
+    from .api import plan_space
     from .provenance import command_line
-    from .search import Algorithm, Resources, RunOptions, Sizes, describe_plan, plan_search, run_search
-    from .spaces import apply_overrides, load_space
+    from .search import Algorithm, Resources, RunOptions, Sizes, describe_plan, run_search
 
-    space = load_space(space_name, spaces_dir)
-    overrides = parse_option_values(settings)
-    if overrides:
-        space = apply_overrides(space, overrides)
-    best = None
-    if stage == "final":
-        from .report import best_configuration
-
-        best = best_configuration(Path(output) / space.name / "screen", space.name)
-    plan = plan_search(space, stage=stage, name=name, best=best, output=output,
-                       sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
-                       algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler),
-                       resources=Resources(cpus_per_trial, gpus_per_trial, max_concurrent),
-                       options=RunOptions(checkpoint_every=checkpoint_every, max_failures=max_failures,
-                                          seeds_per_trial=seeds_per_trial, vectorize=vectorize, storage=storage))
+    plan = plan_space(space_name, stage, output=output, name=name, overrides=parse_option_values(settings),
+                      spaces_dir=spaces_dir, sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
+                      algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler),
+                      resources=Resources(cpus_per_trial, gpus_per_trial, max_concurrent),
+                      options=RunOptions(checkpoint_every=checkpoint_every, max_failures=max_failures,
+                                         seeds_per_trial=seeds_per_trial, vectorize=vectorize, storage=storage))
     click.echo(describe_plan(plan))
     if dry_run:
         return
     outcome = run_search(plan, address=address, restart=restart, verbose=verbose, data_dir=data_dir,
                          require_gpu=require_gpu, num_cpus=num_cpus, command=command_line(),
                          echo=lambda line: click.echo(line, err=True))
-    _summarise(outcome, space.name, output)
+    _summarise(outcome, plan.space.name, output)
 
 
 def _summarise(outcome, space_name: str, output: str) -> None:
