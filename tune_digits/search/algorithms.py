@@ -29,7 +29,7 @@ class AlgorithmSpec:
     settings: tuple[str, ...] = ()  # (schedulers) what a space's `search: {scheduler: {name: ..., KEY: ...}}` may set
     package: str | None = None  # the Python package it needs, checked at plan time (then the extra of that name)
     needs_axis: tuple[str, ...] = ()  # (schedulers) at least one of these must be a grid axis (what PBT mutates)
-    checkpoints_kept: int = 1  # (schedulers) per trial: PBT's exploiting trials load others' recent ones
+    exploits: bool = False  # (schedulers) trials continue from other trials' Tune checkpoints (PBT)
 
 
 SEARCHERS: dict[str, AlgorithmSpec] = {}
@@ -42,11 +42,11 @@ def register_searcher(name: str, *, exhaustive: bool = False, needs_metric: bool
 
 
 def register_scheduler(name: str, *, stops_early: bool = False, needs_metric: bool = False,
-                       settings: tuple[str, ...] = (), needs_axis: tuple[str, ...] = (), checkpoints_kept: int = 1):
+                       settings: tuple[str, ...] = (), needs_axis: tuple[str, ...] = (), exploits: bool = False):
     """Register `make(plan) -> trial scheduler or None` as `--scheduler NAME`; `settings`: the keys a space's
     search: block may set, read by `make` from `plan.algorithm.settings`."""
     return _register(SCHEDULERS, name, stops_early=stops_early, needs_metric=needs_metric, settings=settings,
-                     needs_axis=needs_axis, checkpoints_kept=checkpoints_kept)
+                     needs_axis=needs_axis, exploits=exploits)
 
 
 def _register(table: dict[str, AlgorithmSpec], name: str, **flags):
@@ -166,7 +166,7 @@ def _median(plan: SearchPlan):
 PBT_MUTABLE = ("lr", "weight_decay")
 
 
-@register_scheduler("pbt", stops_early=True, needs_metric=True, needs_axis=PBT_MUTABLE, checkpoints_kept=3,
+@register_scheduler("pbt", stops_early=True, needs_metric=True, needs_axis=PBT_MUTABLE, exploits=True,
                     settings=("perturbation_interval", "quantile_fraction", "resample_probability"))
 def _pbt(plan: SearchPlan):
     """Population Based Training: poor trials continue from a good one's checkpoint with lr/weight_decay mutated"""
