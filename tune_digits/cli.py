@@ -24,11 +24,10 @@ EXIT_FINISHED, EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_INTERRUPTED = 0, 1, 2, 1
 SEARCH_PANELS = {
     "Grid and size": ["--stage", "--set", "--reps", "--pairs", "--epochs", "--spaces-dir", "--data-dir"],
     "Algorithm": ["--search", "--num-samples", "--scheduler", "--metric"],
-    "Tracking": ["--log"],
     "Resources": ["--cpus-per-trial", "--gpus-per-trial", "--require-gpu", "--max-concurrent", "--num-cpus"],
     "Cluster": ["--address", "--storage"],
     "Run management": ["--name", "--output", "--dry-run", "--restart", "--max-failures", "--checkpoint-every",
-                       "--verbose", "--help"],
+                       "--log", "--verbose", "--help"],
     "Performance": ["--seeds-per-trial", "--vectorize"],
 }
 
