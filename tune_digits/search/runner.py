@@ -17,6 +17,7 @@ from typing import Callable
 
 from ..provenance import code_version, driver_machine, relative_to, versions
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
+from .checkpoints import states_dir
 from .plan import Resources, SearchError, SearchPlan, previous_meta
 
 
@@ -191,7 +192,8 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
             exp_dir.mkdir(parents=True, exist_ok=True)
             meta = _start_meta(plan, previous, command, ray_path=location[2])
             with running(Session(plan, meta, show_progress=progress)) as key:
-                tuner, resumed = _tuner(plan, key, previous, mnist, location, verbose, echo)
+                tuner, resumed = _tuner(plan, key, previous, mnist, (*location, states_dir(meta["started"])),
+                                        verbose, echo)
                 with _without_tune_loggers():
                     results = tuner.fit()  # Ctrl-C stops it and returns the partial results
             return _outcome(plan, meta, len(results.errors), resumed, notes, echo)
@@ -254,9 +256,10 @@ def space_file(space, exp_dir: Path) -> str:
     return relative_to(space.path, exp_dir)
 
 
-def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: tuple[str, str, str],
+def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: tuple[str, str, str, str],
            verbose: bool, echo):
-    """(Tuner, resumed): Tune's restored experiment when there is one to resume, else a new Tuner.
+    """(Tuner, resumed): Tune's restored experiment when there is one to resume, else a new Tuner. `location`:
+    Tune's storage path, experiment name, its folder, and the folder of the trials' checkpoints in it.
 
     A restored Tuner brings back the callbacks pickled when the experiment started; they find this run's
     session through the experiment's folder (live.py), so nothing of the restored run config needs replacing."""
@@ -269,9 +272,10 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
 
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.options.checkpoint_every,
-                             vectorize=plan.options.vectorize, networks=ship_network(plan.network)),
+                             vectorize=plan.options.vectorize, networks=ship_network(plan.network),
+                             states=location[3]),
         {"cpu": plan.resources.cpus_per_trial, "gpu": plan.resources.gpus_per_trial})
-    storage_path, exp_name, ray_path = location
+    storage_path, exp_name, ray_path, _ = location
     restored = _restore(ray_path, trainable, plan.experiment_dir) if previous else None
     if restored is not None:
         echo(f"resuming {plan.experiment_dir} (finished trials are kept, unfinished ones continue from their "
