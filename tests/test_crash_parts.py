@@ -4,6 +4,7 @@ driver's Ray (tests/test_crash_resume.py kills a real search)."""
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -58,7 +59,8 @@ def test_a_row_cut_short_by_a_kill_is_dropped_before_the_next_one(tmp_path):
 
 def test_an_experiment_state_cut_short_is_set_aside(tmp_path):
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
-    (tmp_path / "basic-variant-state-2026-01-01_00-00-00.json").write_text("{}")
+    # Tune's grid searcher writes a pickle under a .json name.
+    (tmp_path / "basic-variant-state-2026-01-01_00-00-00.json").write_bytes(pickle.dumps({"_iterators": []}))
     cut = tmp_path / "experiment_state-2026-01-02_00-00-00.json"
     cut.write_text('{"trial_data": [')
     assert usable_state(str(tmp_path))

@@ -31,14 +31,17 @@ def usable_state(ray_path: str) -> bool:
 
 
 def _reads_whole(path: Path) -> bool:
+    """JSON or a pickle (Tune's `basic-variant-state-*.json` is a pickle), read to its end."""
     import pickle
 
-    try:
-        data = path.read_bytes()
-        json.loads(data) if path.suffix == ".json" else pickle.loads(data)
-        return True
-    except Exception:  # noqa: BLE001 - cut short, whatever the error says
-        return False
+    data = path.read_bytes()
+    for load in (json.loads, pickle.loads):
+        try:
+            load(data)
+            return True
+        except Exception:  # noqa: BLE001 - not this format, or cut short
+            continue
+    return False
 
 
 def exists(ray_path: str) -> bool:
