@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import paper, results
 from .load import Experiment, fmt_value
+from .stats import grouped_mean_std
 
 KEY = ["config", "seed"]  # one repetition
 
@@ -112,10 +113,10 @@ def _config_table(exp: Experiment, per: pd.DataFrame, reps: pd.DataFrame, rank_b
     for view, prefix in (("honest", ""), ("best_epoch", "best_epoch_")):
         g = reps[reps["view"] == view].groupby("config", sort=False)
         for m in (*results.METRICS, "epoch"):
-            has = m in reps.columns
-            configs[f"{prefix}{m}_mean"] = g[m].mean() if has else np.nan
+            mean, std = grouped_mean_std(g, m) if m in reps.columns else (np.nan, np.nan)
+            configs[f"{prefix}{m}_mean"] = mean
             if m != "epoch":
-                configs[f"{prefix}{m}_std"] = g[m].std(ddof=1) if has else np.nan
+                configs[f"{prefix}{m}_std"] = std
     # Complete configurations first, then by the ranking metric; a small validation split makes ties common
     # (200 pairs: steps of 0.5 %), so val_digit_error (twice the items) breaks them; then the label order.
     tie_break = ["val_digit_error_mean"] if rank_by == "val_error" else []

@@ -105,9 +105,11 @@ def replica_epochs(engine_type: type[Engine], configs: list[TrainConfig], datas:
         if config.repair:
             train = _repair_all(train, shuffles)
         losses = _train_epoch(engine, train, shuffles, config)
-        # (digit, comparison) error per replica on each split; the comparison error on train is not reported.
-        train_err, test_err, val_err = [engine.errors(x, c, y) if x.shape[1] else [(math.nan, math.nan)] * r
-                                        for x, y, c in (train, test, val)]
+        # (digit, comparison) error per replica on each split; the comparison error on train is not reported,
+        # and with `train_eval: final` the training digits are measured at the final epoch only (NaN before).
+        measure_train = config.train_eval == "every" or epoch == config.epochs
+        train_err, test_err, val_err = [engine.errors(x, c, y) if x.shape[1] and wanted else [(math.nan, math.nan)] * r
+                                        for (x, y, c), wanted in ((train, measure_train), (test, True), (val, True))]
         elapsed += time.perf_counter() - tick
         metrics = [{"epoch": epoch, "train_loss": losses[j], "train_error": train_err[j][0],
                     "test_digit_error": test_err[j][0], "test_error": test_err[j][1],
