@@ -7,6 +7,8 @@ import rich_click as click  # click, with help in panels
 
 from .errors import UserError
 from .search.algorithms import SCHEDULERS, SEARCHERS, help_text
+from .search.selection import METRICS
+from .search.tracking import TRACKERS
 
 DATA_DIR_HELP = ("Folder with the four official MNIST IDX files (gzip or plain) to use instead of the "
                  "embedded copy.")
@@ -21,11 +23,11 @@ EXIT_FINISHED, EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_INTERRUPTED = 0, 1, 2, 1
 # (tests/test_cli_core.py wants every option placed).
 SEARCH_PANELS = {
     "Grid and size": ["--stage", "--set", "--reps", "--pairs", "--epochs", "--spaces-dir", "--data-dir"],
-    "Algorithm": ["--search", "--num-samples", "--scheduler"],
+    "Algorithm": ["--search", "--num-samples", "--scheduler", "--metric"],
     "Resources": ["--cpus-per-trial", "--gpus-per-trial", "--require-gpu", "--max-concurrent", "--num-cpus"],
     "Cluster": ["--address", "--storage"],
     "Run management": ["--name", "--output", "--dry-run", "--restart", "--max-failures", "--checkpoint-every",
-                       "--verbose", "--help"],
+                       "--log", "--verbose", "--help"],
     "Performance": ["--seeds-per-trial", "--vectorize"],
 }
 
@@ -241,13 +243,19 @@ def spaces(spaces_dir):
 @click.option("--vectorize", is_flag=True,
               help="Train the seeds of a trial as one batched model (torch.func.vmap); needs --seeds-per-trial 2+. "
                    "Dropout masks and float rounding differ from one seed per trial. See BENCHMARKS.md for when it pays.")
-@click.option("--search", "searcher", type=click.Choice(list(SEARCHERS)), default="grid", show_default=True,
-              help=help_text(SEARCHERS))
-@click.option("--num-samples", type=int, default=1, show_default=True,
-              help="Samples drawn by the searchers other than grid (grid: runs of the whole grid, each "
-                   "distribution drawn anew).")
-@click.option("--scheduler", type=click.Choice(list(SCHEDULERS)), default="fifo", show_default=True,
-              help=help_text(SCHEDULERS))
+@click.option("--search", "searcher", type=click.Choice(list(SEARCHERS)),
+              help="How configurations are chosen (default: the space's search: block, else grid). " + help_text(SEARCHERS))
+@click.option("--num-samples", type=int,
+              help="Configurations drawn by the searchers other than grid (required by them, unless the space's "
+                   "search: block gives samples); grid: runs of the whole grid, each distribution drawn anew.")
+@click.option("--scheduler", type=click.Choice(list(SCHEDULERS)),
+              help="When trials stop (default: the search: block's, else fifo). " + help_text(SCHEDULERS))
+@click.option("--metric", type=click.Choice(list(METRICS)),
+              help="What searchers and schedulers that choose minimise. Default val_error on a validation split "
+                   "(val_fraction 0.2 unless the space sets one); test_error chooses on the test set, with a warning.")
+@click.option("--log", "trackers", multiple=True, metavar="BACKEND",
+              help=f"Track the search in {', '.join(TRACKERS)} (Ray Tune's callbacks; repeatable; needs "
+                   f"'tune-digits[tracking]'). README: 'Watch a search'.")
 @click.option("--restart", is_flag=True, help="Start afresh: earlier results of this name move to OUTPUT/SPACE/.archive/.")
 @click.option("--dry-run", is_flag=True, help="Print the grid and the trial count; run nothing.")
 @click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all).")
@@ -256,7 +264,8 @@ def spaces(spaces_dir):
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
 def search(space_name, stage, pairs, reps, epochs, settings, name, output, storage, address, cpus_per_trial,
            gpus_per_trial, require_gpu, max_concurrent, max_failures, checkpoint_every, seeds_per_trial, vectorize,
-           searcher, num_samples, scheduler, restart, dry_run, num_cpus, data_dir, spaces_dir, verbose):
+           searcher, num_samples, scheduler, metric, trackers, restart, dry_run, num_cpus, data_dir, spaces_dir,
+           verbose):
     """Run the Ray Tune grid of search space SPACE: a name (`tune-digits spaces` lists them) or a YAML file.
 
     Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`
@@ -275,11 +284,14 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, stora
 
     plan = plan_space(space_name, stage, output=output, name=name, overrides=parse_option_values(settings),
                       spaces_dir=spaces_dir, sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
-                      algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler),
+                      algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler, metric=metric),
                       resources=Resources(cpus_per_trial, gpus_per_trial, max_concurrent),
                       options=RunOptions(checkpoint_every=checkpoint_every, max_failures=max_failures,
-                                         seeds_per_trial=seeds_per_trial, vectorize=vectorize, storage=storage))
+                                         seeds_per_trial=seeds_per_trial, vectorize=vectorize, storage=storage,
+                                         log=trackers))
     click.echo(describe_plan(plan))
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if dry_run:
         return
     outcome = run_search(plan, address=address, restart=restart, verbose=verbose, data_dir=data_dir,

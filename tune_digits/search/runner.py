@@ -262,14 +262,17 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
     session through the experiment's folder (live.py), so nothing of the restored run config needs replacing."""
     from ray import tune
 
-    from .algorithms import param_space, tune_config
+    from .algorithms import param_space, scheduler, tune_config
     from .progress import Progress
+    from .tracking import callbacks as trackers
     from .trainable import run_trial, ship_network
     from .writer import ResultWriter
 
+    exploits = scheduler(plan.algorithm.scheduler).exploits
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.options.checkpoint_every,
-                             vectorize=plan.options.vectorize, networks=ship_network(plan.network)),
+                             vectorize=plan.options.vectorize, networks=ship_network(plan.network),
+                             tune_checkpoints=exploits),
         {"cpu": plan.resources.cpus_per_trial, "gpu": plan.resources.gpus_per_trial})
     storage_path, exp_name, ray_path = location
     restored = _restore(ray_path, trainable, plan.experiment_dir) if previous else None
@@ -290,8 +293,10 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
     # No Tune checkpoints: each trial keeps its own (checkpoints.py), so Tune's state never names a deleted one.
     run_config = tune.RunConfig(
         name=exp_name, storage_path=storage_path, verbose=1 if verbose else 0,
-        callbacks=[ResultWriter(key), Progress(key)],
-        failure_config=tune.FailureConfig(max_failures=plan.options.max_failures))
+        callbacks=[ResultWriter(key), Progress(key), *trackers(plan)],
+        failure_config=tune.FailureConfig(max_failures=plan.options.max_failures),
+        # Population Based Training clones other trials through Tune's checkpoints: those trials report them too.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=3) if exploits else None)
     return tune.Tuner(trainable, param_space=param_space(plan), tune_config=tune_config(plan),
                       run_config=run_config), False
 

@@ -4,6 +4,8 @@ Tune's flat config, calls the training loop (which knows nothing of Ray) and tur
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable
 
 from .checkpoints import RunStore
@@ -11,14 +13,16 @@ from .faults import epoch_delay, maybe_fail, maybe_pause
 
 
 def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bool = False,
-              networks: tuple = ()) -> None:
+              networks: tuple = (), tune_checkpoints: bool = False) -> None:
     """One (configuration, seed), or with `seeds` in the config one configuration and several seeds
     (`fit_replicas`). It continues from its run's newest checkpoint, wherever one exists: a retry after a
     crash, a rerun after the driver died, or a trial Tune recreated.
 
     A grouped trial reports the mean over its seeds under the usual metric names (what schedulers and
     searchers see) and each seed's own metrics under `replicas`, which the ResultWriter turns into rows.
-    `networks`: specs of networks defined outside tune_digits/models (`ship_network`)."""
+    `networks`: specs of networks defined outside tune_digits/models (`ship_network`). `tune_checkpoints`:
+    also hand Tune each checkpoint, and start from the one Tune hands back when it is the newest: Population
+    Based Training clones a trial that way (its exploit)."""
     import ray
     import torch
     from ray import tune
@@ -39,14 +43,16 @@ def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bo
     datas = [generate_pair_sets(c.pairs, c.seed, n_test=c.test_pairs, mnist=mnist, standardise=c.standardise)
              for c in configs]
     store = RunStore.for_trial(config)
-    saved = store.load()
+    saved = _newest(store.load(), _tune_checkpoint() if tune_checkpoints else None)
     resume, history = (saved["state"], saved["reports"]) if saved else (None, [])
+    if saved and saved.get("run", store.key) != store.key:
+        history = []  # another trial's state (PBT's exploit): its reports are that trial's rows, not this one's
     if history:
         # The driver may have died before writing the rows of the epochs this checkpoint holds: send them
         # again (the ResultWriter rewrites the trial's rows from them), as one report of the last one.
         tune.report({**history[-1], "replay": history})
     on_epoch = _reporter(config, [c.seed for c in configs] if seeds else None, configs[0].epochs, checkpoint_every,
-                         store, history)
+                         store, history, tune_checkpoints)
     if seeds:
         fit_replicas(configs, datas, device, on_epoch=on_epoch, resume=resume, vectorize=vectorize)
     else:
@@ -73,7 +79,7 @@ def ship_network(name: str) -> tuple:
 
 
 def _reporter(config: dict, seeds: list[int] | None, epochs: int, checkpoint_every: int, store: RunStore,
-              history: list[dict]):
+              history: list[dict], tune_checkpoints: bool = False):
     """fit's `on_epoch` callback: one `tune.report` per epoch, after saving the training state and the reports
     so far (`history`) every `checkpoint_every` epochs and at the last one. `seeds`: the seeds of a grouped
     trial (metrics come as a list, one per seed), None for one seed."""
@@ -91,13 +97,51 @@ def _reporter(config: dict, seeds: list[int] | None, epochs: int, checkpoint_eve
         else:
             report = {**metrics, **extra}
         history.append(report)
+        payload = None
         if not epoch % checkpoint_every or epoch == epochs:
-            store.save(epoch, {"state": state(), "reports": history})
-        tune.report(report)
+            payload = {"state": state(), "reports": history, "run": store.key}
+            store.save(epoch, payload)
+        with _as_tune_checkpoint(payload if tune_checkpoints else None) as checkpoint:
+            tune.report(report, checkpoint=checkpoint)
         maybe_pause(config, epoch)
         epoch_delay()
 
     return on_epoch
+
+
+@contextmanager
+def _as_tune_checkpoint(payload: dict | None):
+    """A Tune checkpoint of `payload` for the block (None for None)."""
+    if payload is None:
+        yield None
+        return
+    import tempfile
+
+    import torch
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(payload, Path(folder) / "state.pt")
+        yield tune.Checkpoint.from_directory(folder)
+
+
+def _tune_checkpoint() -> dict | None:
+    """The checkpoint Tune hands the trial (under PBT, maybe another trial's), else None."""
+    import torch
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(Path(folder) / "state.pt", weights_only=False)
+
+
+def _newest(own: dict | None, handed: dict | None) -> dict | None:
+    """The later of the run's own checkpoint and the one Tune handed over (that one on a tie)."""
+    if own is None or handed is None:
+        return handed or own
+    return handed if handed["state"]["epoch"] >= own["state"]["epoch"] else own
 
 
 def mean_metrics(metrics: list[dict]) -> dict:
