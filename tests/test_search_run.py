@@ -305,12 +305,14 @@ class TestLocalRay:
         outcome = run_search(plan, progress=False, echo=lambda _: None)
         assert faults.spent() == 1 and (outcome.finished, outcome.failed) == (4, 0)
         check_complete(trial_rows(plan.experiment_dir), trials=4, epochs=3)
-        saved = sorted(plan.experiment_dir.glob("ray/*/checkpoint_*/state.pt"))
-        # num_to_keep=1: one checkpoint left per trial, the last epoch's.
-        assert len(saved) == 4
-        assert {torch.load(p, weights_only=False)["epoch"] for p in saved} == {3}
-        # Tune numbers a trial's checkpoints 0, 1, …: two per trial, not three.
-        assert {p.parent.name for p in saved} == {"checkpoint_000001"}
+        saved = sorted(plan.experiment_dir.glob("ray/states-*/*.pt"))
+        # One checkpoint left per run (the older one is removed once the newer one is whole): the last epoch's,
+        # with the reports of its three epochs; Tune holds none of its own.
+        assert len(saved) == 4 and {p.name.rsplit("-", 1)[1] for p in saved} == {"0003.pt"}
+        payloads = [torch.load(p, weights_only=False) for p in saved]
+        assert {p["state"]["epoch"] for p in payloads} == {3}
+        assert all([r["epoch"] for r in p["reports"]] == [1, 2, 3] for p in payloads)
+        assert not list(plan.experiment_dir.glob("ray/*/checkpoint_*"))
 
     def test_results_without_a_ray_folder_are_never_overwritten(self, tmp_path):
         """A result set committed to git has search.json and epochs.csv but no ray/ folder: a rerun under

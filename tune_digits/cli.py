@@ -3,16 +3,45 @@ from __future__ import annotations
 
 import sys
 
-import click
+import rich_click as click  # click, with help in panels
 
 from .errors import UserError
 from .search.algorithms import SCHEDULERS, SEARCHERS, help_text
+from .search.selection import METRICS
+from .search.tracking import TRACKERS
 
 DATA_DIR_HELP = ("Folder with the four official MNIST IDX files (gzip or plain) to use instead of the "
                  "embedded copy.")
 
 
-class FriendlyGroup(click.Group):
+# Exit statuses of `search` and `reproduce` (README, "Exit statuses"): finished, bad input, failed trials,
+# interrupted (128 + SIGINT, as shells report a Ctrl-C).
+EXIT_FINISHED, EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+# `search`'s options in help panels, by what they decide. An option left out lands in a last "Options" panel
+# (tests/test_cli_core.py wants every option placed).
+SEARCH_PANELS = {
+    "Grid and size": ["--stage", "--set", "--reps", "--pairs", "--epochs", "--spaces-dir", "--data-dir"],
+    "Algorithm": ["--search", "--num-samples", "--scheduler", "--metric"],
+    "Resources": ["--cpus-per-trial", "--gpus-per-trial", "--require-gpu", "--max-concurrent", "--num-cpus"],
+    "Cluster": ["--address", "--storage"],
+    "Run management": ["--name", "--output", "--dry-run", "--restart", "--max-failures", "--checkpoint-every",
+                       "--log", "--verbose", "--help"],
+    "Performance": ["--seeds-per-trial", "--vectorize"],
+}
+
+
+def option_panels(panels: dict[str, list[str]]):
+    """Decorator: a command's options shown in these help panels, in this order."""
+    def decorate(command):
+        for name, options in reversed(panels.items()):  # decorators apply bottom-up
+            command = click.option_panel(name, options=options)(command)
+        return command
+    return decorate
+
+
+class FriendlyGroup(click.RichGroup):
     """Turn a user's mistake into one line on stderr and exit 1, never a traceback."""
 
     def invoke(self, ctx):
@@ -20,7 +49,10 @@ class FriendlyGroup(click.Group):
             return super().invoke(ctx)
         except UserError as err:
             click.echo(f"error: {err}", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:  # a second Ctrl-C, while Tune was still stopping the trials of the first
+            click.echo("\ninterrupted: rerun the same command to resume", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -179,6 +211,7 @@ def spaces(spaces_dir):
 
 
 @main.command()
+@option_panels(SEARCH_PANELS)
 @click.argument("space_name", metavar="SPACE")
 @click.option("--stage", type=click.Choice(["screen", "final"]),
               help="screen: every combination at the stage's size (350 pairs, a few seeds). final: only the best "
@@ -210,55 +243,61 @@ def spaces(spaces_dir):
 @click.option("--vectorize", is_flag=True,
               help="Train the seeds of a trial as one batched model (torch.func.vmap); needs --seeds-per-trial 2+. "
                    "Dropout masks and float rounding differ from one seed per trial. See BENCHMARKS.md for when it pays.")
-@click.option("--search", "searcher", type=click.Choice(list(SEARCHERS)), default="grid", show_default=True,
-              help=help_text(SEARCHERS))
-@click.option("--num-samples", type=int, default=1, show_default=True,
-              help="Samples drawn by the searchers other than grid (grid: runs of the whole grid, each "
-                   "distribution drawn anew).")
-@click.option("--scheduler", type=click.Choice(list(SCHEDULERS)), default="fifo", show_default=True,
-              help=help_text(SCHEDULERS))
+@click.option("--search", "searcher", type=click.Choice(list(SEARCHERS)),
+              help="How configurations are chosen (default: the space's search: block, else grid). " + help_text(SEARCHERS))
+@click.option("--num-samples", type=int,
+              help="Configurations drawn by the searchers other than grid (required by them, unless the space's "
+                   "search: block gives samples); grid: runs of the whole grid, each distribution drawn anew.")
+@click.option("--scheduler", type=click.Choice(list(SCHEDULERS)),
+              help="When trials stop (default: the search: block's, else fifo). " + help_text(SCHEDULERS))
+@click.option("--metric", type=click.Choice(list(METRICS)),
+              help="What searchers and schedulers that choose minimise. Default val_error on a validation split "
+                   "(val_fraction 0.2 unless the space sets one); test_error chooses on the test set, with a warning.")
+@click.option("--log", "trackers", multiple=True, metavar="BACKEND",
+              help=f"Track the search in {', '.join(TRACKERS)} (Ray Tune's callbacks; repeatable; needs "
+                   f"'tune-digits[tracking]'). README: 'Watch a search'.")
 @click.option("--restart", is_flag=True, help="Start afresh: earlier results of this name move to OUTPUT/SPACE/.archive/.")
 @click.option("--dry-run", is_flag=True, help="Print the grid and the trial count; run nothing.")
 @click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all).")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
+@click.option("--spaces-dir", type=click.Path(file_okay=False), help=SPACES_DIR_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
 def search(space_name, stage, pairs, reps, epochs, settings, name, output, storage, address, cpus_per_trial,
            gpus_per_trial, require_gpu, max_concurrent, max_failures, checkpoint_every, seeds_per_trial, vectorize,
-           searcher, num_samples, scheduler, restart, dry_run, num_cpus, data_dir, verbose):
-    """Run the Ray Tune grid of search space SPACE: a name in search_spaces/ or a path to a YAML file.
+           searcher, num_samples, scheduler, metric, trackers, restart, dry_run, num_cpus, data_dir, spaces_dir,
+           verbose):
+    """Run the Ray Tune grid of search space SPACE: a name (`tune-digits spaces` lists them) or a YAML file.
 
-    Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`;
-    `tune-digits search resnet --reps 2 --epochs 5 --set 'blocks=[1, 2]' --dry-run`.
-    Rerunning the same search resumes it: finished trials are kept, interrupted ones continue.
+    Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`
+    (results in outputs/lenet/; `tune-digits report` shows them); `tune-digits search resnet --reps 2
+    --epochs 5 --set 'blocks=[1, 2]' --dry-run`. Rerunning the same search resumes it, after a Ctrl-C or a
+    crash: finished trials are kept, the others continue from their newest checkpoint, failed ones are retried.
+
+    \b
+    Exit status: 0 every trial finished; 1 bad input (one line on stderr);
+    2 some trials failed after their retries; 130 interrupted (Ctrl-C, or a
+    search that stopped before every trial ended): rerun the same command.
     """
-    from pathlib import Path
-
+    from .api import plan_space
     from .provenance import command_line
-    from .search import Algorithm, Resources, RunOptions, Sizes, describe_plan, plan_search, run_search
-    from .spaces import apply_overrides, load_space
+    from .search import Algorithm, Resources, RunOptions, Sizes, describe_plan, run_search
 
-    space = load_space(space_name)
-    overrides = parse_option_values(settings)
-    if overrides:
-        space = apply_overrides(space, overrides)
-    best = None
-    if stage == "final":
-        from .report import best_configuration
-
-        best = best_configuration(Path(output) / space.name / "screen", space.name)
-    plan = plan_search(space, stage=stage, name=name, best=best, output=output,
-                       sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
-                       algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler),
-                       resources=Resources(cpus_per_trial, gpus_per_trial, max_concurrent),
-                       options=RunOptions(checkpoint_every=checkpoint_every, max_failures=max_failures,
-                                          seeds_per_trial=seeds_per_trial, vectorize=vectorize, storage=storage))
+    plan = plan_space(space_name, stage, output=output, name=name, overrides=parse_option_values(settings),
+                      spaces_dir=spaces_dir, sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
+                      algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler, metric=metric),
+                      resources=Resources(cpus_per_trial, gpus_per_trial, max_concurrent),
+                      options=RunOptions(checkpoint_every=checkpoint_every, max_failures=max_failures,
+                                         seeds_per_trial=seeds_per_trial, vectorize=vectorize, storage=storage,
+                                         log=trackers))
     click.echo(describe_plan(plan))
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if dry_run:
         return
     outcome = run_search(plan, address=address, restart=restart, verbose=verbose, data_dir=data_dir,
                          require_gpu=require_gpu, num_cpus=num_cpus, command=command_line(),
                          echo=lambda line: click.echo(line, err=True))
-    _summarise(outcome, space.name, output)
+    _summarise(outcome, plan.space.name, output)
 
 
 def _summarise(outcome, space_name: str, output: str) -> None:
@@ -277,8 +316,10 @@ def _summarise(outcome, space_name: str, output: str) -> None:
         click.echo(f"(no summary: {err})")
     where = "" if Path(output) == Path("outputs") else f" --output {shlex.quote(str(output))}"
     click.echo(f"results: {outcome.experiment_dir}  →  tune-digits report {space_name}{where}")
+    if outcome.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
     if outcome.failed:
-        sys.exit(2)
+        sys.exit(EXIT_FAILED_TRIALS)
 
 
 @main.command()
@@ -305,6 +346,11 @@ def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_
 
     Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
     Interrupted? Run the same command again: finished trials are kept.
+
+    \b
+    Exit status: 0 every trial finished; 1 bad input (one line on stderr);
+    2 some trials failed after their retries; 130 interrupted (Ctrl-C, or a
+    search that stopped before every trial ended): rerun the same command.
     """
     from .models import paper_models  # torch: imported here, not for --help, so --only is checked here too
     from .provenance import command_line
@@ -315,6 +361,11 @@ def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_
     if unknown:
         raise UserError(f"--only {unknown[0]}: not one of the paper's networks ({', '.join(networks)})")
     output = output or ("outputs/quick" if quick else "outputs")
-    run(output, spaces=list(only) or networks, quick=quick, cpus_per_trial=cpus_per_trial,
-        gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir, verbose=verbose,
-        fmt=fmt, precision=precision, command=command_line(), echo=lambda line: click.echo(line, err=True))
+    outcomes = run(output, spaces=list(only) or networks, quick=quick, cpus_per_trial=cpus_per_trial,
+                   gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir,
+                   verbose=verbose, fmt=fmt, precision=precision, command=command_line(),
+                   echo=lambda line: click.echo(line, err=True))
+    if outcomes and outcomes[-1].interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    if any(o.failed for o in outcomes):
+        sys.exit(EXIT_FAILED_TRIALS)

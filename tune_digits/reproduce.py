@@ -18,8 +18,9 @@ from .spaces import Space, apply_overrides, load_space
 
 # The quick profile: small stages, and a 16-combination corner of ResNet's 300 (with the paper's best in it).
 QUICK_STAGES = {"screen": {"pairs": 300, "reps": 1, "epochs": 5}, "final": {"pairs": 1000, "reps": 2, "epochs": 10}}
-# Each trial checkpoint makes Tune save the whole experiment state; every 5 epochs halves Ray's overhead on
-# the protocol's short trials (BENCHMARKS.md §2), and an interrupted trial loses at most 4 epochs.
+# A checkpoint every 5 epochs halved Ray's overhead on the protocol's short trials when each one made Tune
+# save the whole experiment state (BENCHMARKS.md §2; trials now keep their own), and an interrupted trial
+# loses at most 4 epochs.
 CHECKPOINT_EVERY = 5
 QUICK_GRIDS = {"resnet": {"blocks": [1, 2], "channels": [8, 16], "kernel_size": [3, 7], "dropout": [False]}}
 
@@ -49,7 +50,8 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
     output = Path(output)
     started = time.monotonic()
     outcomes = []
-    with ray_session(address, verbose, num_cpus):
+    output.mkdir(parents=True, exist_ok=True)
+    with ray_session(address, verbose, num_cpus, record=output / ".reproduce.ray"):
         # Seeds are grouped into trials (trained in turn: the same numbers as one seed per trial) as far as
         # that keeps every trial slot busy: Ray's fixed cost per trial then falls on several runs
         # (BENCHMARKS.md §2).

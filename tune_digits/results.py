@@ -123,6 +123,7 @@ def append_rows(experiment_dir: Path, trial_id: str, rows: list[dict], last_epoc
     path = experiment_dir / TRIALS_DIR / f"{trial_id}.csv"
     epoch = int(rows[0]["epoch"])
     if last_epoch is None and path.exists():
+        _drop_cut_line(path)
         last_epoch = newest_epoch(path)
     if last_epoch is not None and epoch <= last_epoch:
         _truncate(path, epoch)
@@ -133,6 +134,39 @@ def append_rows(experiment_dir: Path, trial_id: str, rows: list[dict], last_epoc
             writer.writeheader()
         writer.writerows(rows)
     return epoch
+
+
+def _drop_cut_line(path: Path) -> None:
+    """A driver killed while appending leaves a last line without its line end: drop that line."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        atomic_write(path, data[:data.rfind(b"\n") + 1].decode())
+
+
+def count_rows(experiment_dir: Path) -> dict[str, int]:
+    """trial id → the rows in its file (epochs × seeds reported so far)."""
+    counts = {}
+    for path in (experiment_dir / TRIALS_DIR).glob("*.csv"):
+        with path.open(newline="") as f:
+            counts[path.stem] = sum(1 for row in csv.DictReader(f) if row.get("epoch"))
+    return counts
+
+
+def move_rows(experiment_dir: Path, old_id: str, new_id: str) -> None:
+    """Trial `old_id`'s rows become trial `new_id`'s (a trial that replaces it, for the same run)."""
+    old = experiment_dir / TRIALS_DIR / f"{old_id}.csv"
+    if not old.exists():
+        return
+    _drop_cut_line(old)
+    with old.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, [{**r, "trial_id": new_id} for r in reader]
+    write_csv(old.with_name(f"{new_id}.csv"), fields, rows)
+    old.unlink()
+
+
+def drop_rows(experiment_dir: Path, trial_id: str) -> None:
+    (experiment_dir / TRIALS_DIR / f"{trial_id}.csv").unlink(missing_ok=True)
 
 
 def newest_epoch(path: Path) -> int | None:

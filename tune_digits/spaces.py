@@ -20,7 +20,9 @@ from .errors import UserError
 from .train import TRAIN_EVALS, ConfigError, TrainConfig, modern_names
 
 SPACES_ENV = "TUNE_DIGITS_SPACES"  # a folder of the user's own spaces (os.pathsep-separated for several)
-TOP_KEYS = {"network", "description", "fixed", "grid", "best", "stages"}
+TOP_KEYS = {"network", "description", "fixed", "grid", "best", "stages", "search"}
+# The `search:` block (as in W&B sweep files): how the grid is searched by default; command-line flags win.
+SEARCH_KEYS = {"method": str, "metric": str, "samples": int, "scheduler": (str, dict)}
 STAGE_KEYS = {"pairs", "seeds", "epochs", "train_eval"}
 STAGES = ("screen", "final")
 DISTRIBUTIONS = {"choice", "uniform", "loguniform", "randint"}
@@ -51,6 +53,8 @@ class Space:
     best: dict = field(default_factory=dict)
     stages: dict[str, Stage] = field(default_factory=dict)
     origin: str = "path"  # "shipped", "folder" (a user's spaces folder) or "path" (a file named on its own)
+    # method, metric, samples, scheduler (a name) and settings (the scheduler's); names checked by the plan
+    search: dict = field(default_factory=dict)
 
     @property
     def axes(self) -> list[str]:
@@ -139,7 +143,7 @@ def parse_space(raw, path: Path) -> Space:
             fail(key, f"unknown key; allowed: {', '.join(sorted(TOP_KEYS))}")
     if "network" not in raw:
         fail("network", "missing (the network: linear, lenet, resnet or alexnet)")
-    for key in ("fixed", "grid", "best", "stages"):
+    for key in ("fixed", "grid", "best", "stages", "search"):
         if raw.get(key) is not None and not isinstance(raw[key], dict):
             fail(key, "must be a mapping")
     if raw.get("description") is not None and not isinstance(raw["description"], str):
@@ -169,8 +173,15 @@ def parse_space(raw, path: Path) -> Space:
             _check_distribution(f"grid.{key}", values, fail)
         else:
             fail(f"grid.{key}", "must be a list of values or a distribution such as {loguniform: [1.0e-3, 1.0e-1]}")
-    # Every value must make a valid trial. Each fixed value and each grid value is checked on its own first,
-    # so the error names the key that is wrong; then together.
+    _check_values(space, fail)
+    space.stages = _parse_stages(raw.get("stages") or {}, fail)
+    space.search = _parse_search(raw.get("search") or {}, fail)
+    return space
+
+
+def _check_values(space: Space, fail) -> None:
+    """Every value must make a valid trial. Each fixed value and each grid value is checked on its own first,
+    so the error names the key that is wrong; then together."""
     # A value valid only beside another fixed one (the authors' AlexNet needs dropout: false) is checked with
     # the rest of `fixed`: each key alone only when they fail together.
     if not _valid(space.fixed, space.network):
@@ -187,8 +198,32 @@ def parse_space(raw, path: Path) -> Space:
         if isinstance(space.grid[key], list) and space.best[key] not in space.grid[key]:
             fail(f"best.{key}", f"{space.best[key]!r} is not one of the grid's values {space.grid[key]}")
 
-    space.stages = _parse_stages(raw.get("stages") or {}, fail)
-    return space
+
+def _parse_search(block: dict, fail) -> dict:
+    """The `search:` block → {method, metric, samples, scheduler, settings}; `scheduler` is a name or a mapping
+    of `name` and the scheduler's settings (numbers)."""
+    for key, value in block.items():
+        kinds = SEARCH_KEYS.get(key)
+        if kinds is None:
+            fail(f"search.{key}", f"unknown key; allowed: {', '.join(sorted(SEARCH_KEYS))}")
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            fail(f"search.{key}", f"must be {'a positive integer' if kinds is int else 'a name'}, got {value!r}")
+    if block.get("samples", 1) < 1:
+        fail("search.samples", f"must be a positive integer, got {block['samples']!r}")
+    parsed = {k: v for k, v in block.items() if k != "scheduler"}
+    scheduler = block.get("scheduler")
+    if isinstance(scheduler, dict):
+        settings = dict(scheduler)
+        name = settings.pop("name", None)
+        if not isinstance(name, str):
+            fail("search.scheduler.name", "missing: the scheduler's name, e.g. {name: asha, grace_period: 2}")
+        for key, value in settings.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                fail(f"search.scheduler.{key}", f"must be a number, got {value!r}")
+        parsed.update(scheduler=name, settings=settings)
+    elif scheduler is not None:
+        parsed["scheduler"] = scheduler
+    return parsed
 
 
 def _parse_stages(stages: dict, fail) -> dict[str, Stage]:
@@ -280,11 +315,19 @@ def _modern_names(raw: dict, path: Path) -> dict:
     return raw
 
 
+def _search_block(search: dict) -> dict:
+    """A parsed `search:` block as the YAML writes it (the inverse of _parse_search)."""
+    block = {k: v for k, v in search.items() if k != "settings"}
+    if search.get("settings"):
+        block["scheduler"] = {"name": search["scheduler"], **search["settings"]}
+    return block
+
+
 def apply_overrides(space: Space, overrides: dict) -> Space:
     """`--set key=value`: a list replaces a grid axis, a scalar fixes the key (removing it from the grid)."""
     raw = {"network": space.network, "description": space.description, "fixed": dict(space.fixed),
            "grid": dict(space.grid), "best": dict(space.best),
-           "stages": {k: vars(v) for k, v in space.stages.items()}}
+           "stages": {k: vars(v) for k, v in space.stages.items()}, "search": _search_block(space.search)}
     for key, value in overrides.items():
         if key in RESERVED:
             raise SpaceError(f"--set {key}: use --reps for seeds and --cpus-per-trial for threads")

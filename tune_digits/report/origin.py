@@ -11,7 +11,6 @@ from .table import Column, Table
 
 ORIGIN_COLUMNS = ["space", "experiment", "command", "version", "git_commit", "git_dirty", "python", "torch", "ray",
                   "driver_cpu", "started", "finished"]
-COMMAND_WIDTH = 56  # characters of the command the printed table shows (the files keep all of it)
 
 
 def origin_table(analyses: Sequence[Analysis]) -> Table:
@@ -22,7 +21,7 @@ def origin_table(analyses: Sequence[Analysis]) -> Table:
     display: list[Column] = [
         ("result set", lambda r: f"{r['space']}/{r['experiment']}"),
         ("code", _code), ("finished", lambda r: str(r["finished"] or "—")[:10]),
-        ("command", lambda r: _shorten(str(r["command"] or "—"), COMMAND_WIDTH)),
+        ("command", lambda r: str(r["command"] or "—")),  # last: a narrow view shortens it
     ]
     return Table("provenance", "Provenance — the code and command of each result set", rule, data, display)
 
@@ -45,6 +44,3 @@ def _code(r: pd.Series) -> str:
         return f"{version} (no commit)"
     return f"{version} {r['git_commit'][:8]}{'*' if r['git_dirty'] is True else ''}"
 
-
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"

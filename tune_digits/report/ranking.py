@@ -50,7 +50,7 @@ def ranking_table(a: Analysis) -> Table:
             f"does. {protocol(data)}.")
     return Table(f"table1_{exp.space}_{exp.name}", f"Table I — {exp.label} ({exp.stage}): configurations ranked",
                  rule, data.reset_index(drop=True), _ranking_display(a, data), experiment_notes(a),
-                 optional=("95% CI", "train error", "test digit error", "p (Welch)", "test-selected cmp"),
+                 optional=("95% CI", "train error", "test digit error", "p (Welch)", "test-selected cmp", "n"),
                  ranked=True)
 
 
@@ -84,7 +84,8 @@ def best_table(analyses: Sequence[Analysis]) -> Table:
             + "; ".join(f"{space}: {protocol(a.configs.iloc[:1])}" for space, a in chosen.items()) + ".")
     return Table("table2_best", "Table II — best configuration per architecture vs the paper", rule, data,
                  _best_display(data), _best_notes(chosen),
-                 optional=("Δ train", "Δ test digit", "paper train", "paper test digit", "epoch", "train"))
+                 optional=("Δ train", "Δ test digit", "paper train", "paper test digit", "epoch", "train",
+                           "test digit"))
 
 
 def _best_records(space: str, a: Analysis) -> list[dict[str, Any]]:

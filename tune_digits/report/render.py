@@ -97,6 +97,13 @@ def _fitted(t: Table, fmt: str, view: View) -> tuple[Any, list[str]]:
             dropped.append(header)
     if dropped:
         left_out.append(f"not shown to fit {view.width} columns: {', '.join(dropped)} (in report/{t.name}.csv)")
+    excess = 0 if view.width is None else _width(frame, fmt) - view.width
+    last = frame.columns[-1] if len(frame.columns) and len(frame) else None
+    keep = 0 if last is None else max(12, max(len(v) for v in frame[last]) - excess)
+    if excess > 0 and last is not None and any(len(v) > keep for v in frame[last]):
+        # Still too wide: shorten the last column's longest cells (a command, say).
+        frame[last] = [v if len(v) <= keep else v[:keep - 1] + "…" for v in frame[last]]
+        left_out.append(f"'{last}' shortened to fit (whole in report/{t.name}.csv)")
     return frame, left_out
 
 

@@ -16,7 +16,9 @@ from typing import Callable
 
 from ..provenance import code_version, driver_machine, relative_to, versions
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
+from .checkpoints import states_dir
 from .plan import Resources, SearchError, SearchPlan, previous_meta
+from .resume import exists, restore
 
 
 @dataclass
@@ -33,37 +35,76 @@ class SearchOutcome:
 
 def init_ray(address: str | None, verbose: bool, num_cpus: int | None, num_gpus: int | None) -> bool:
     """Join the cluster at `address`, else start a local Ray; False when Ray was already running."""
+    return _start_ray(address, verbose, num_cpus, num_gpus) is not None
+
+
+def _start_ray(address, verbose, num_cpus, num_gpus) -> dict | None:
+    """ray.init's address_info (None when Ray was already running)."""
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
-        return False
+        return None
     kwargs = dict(include_dashboard=False, log_to_driver=verbose, configure_logging=True,
                   logging_level="INFO" if verbose else "ERROR")
     try:
         if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+            return ray.init(address=address, **kwargs).address_info
+        return ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs).address_info
     except ConnectionError as err:
         raise SearchError(f"cannot reach a Ray cluster at '{address}': {err}") from None
-    return True
 
 
 @contextmanager
 def ray_session(address: str | None = None, verbose: bool = False, num_cpus: int | None = None,
-                num_gpus: int | None = None):
+                num_gpus: int | None = None, record: Path | None = None):
     """Ray for the block: the cluster at `address`, a running Ray, or a local one started (and shut down
-    after the block) here."""
+    after the block) here. A local one is marked and watched (reaper.py): if this process dies hard, its Ray's
+    processes are stopped; `record` names a file that keeps the mark, so that the next run with the same
+    `record` stops whatever is still left of it first."""
     import ray
 
-    started = init_ray(address, verbose, num_cpus, num_gpus)
+    from .reaper import OWNER_ENV, stop_marked
+
+    if record is not None and record.exists():
+        stop_marked(record.read_text().strip())
+        record.unlink()
+    local = not address and not ray.is_initialized()
+    watchdog = _mark_local_ray(record) if local else None
+    try:
+        started = _start_ray(address, verbose, num_cpus, num_gpus) is not None
+    except BaseException:
+        _unmark(watchdog, record)
+        raise
+    finally:
+        os.environ.pop(OWNER_ENV, None)
     try:
         yield
     finally:
         if started:
             ray.shutdown()
+        _unmark(watchdog, record)
+
+
+def _mark_local_ray(record: Path | None):
+    """Mark the local Ray about to start (reaper.py) and start its watchdog first, so that even a driver
+    killed while Ray starts leaves nothing behind."""
+    from .reaper import OWNER_ENV, Watchdog, new_token
+
+    token = new_token()
+    watchdog = Watchdog(token)
+    os.environ[OWNER_ENV] = token  # inherited by every process of the Ray started now, and only by them
+    if record is not None:
+        record.write_text(token)
+    return watchdog
+
+
+def _unmark(watchdog, record: Path | None) -> None:
+    if watchdog is not None:
+        watchdog.close()
+        if record is not None:
+            record.unlink(missing_ok=True)
 
 
 def trial_slots(resources: Resources) -> int:
@@ -136,7 +177,7 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
         raise SearchError(f"{exp_dir} holds a different search (other grid, seeds or fixed values); "
                           f"use --name to start another, or --restart to archive it and start afresh")
     mnist = load_mnist14(data_dir)  # fails here, before Ray starts, on a bad --data-dir
-    with ray_session(address, verbose, num_cpus, num_gpus):
+    with ray_session(address, verbose, num_cpus, num_gpus, record=exp_dir.parent / f".{exp_dir.name}.ray"):
         try:
             plan, note = check_gpus(plan, require_gpu, address)
             notes = list(plan.notes)
@@ -151,7 +192,8 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
             exp_dir.mkdir(parents=True, exist_ok=True)
             meta = _start_meta(plan, previous, command, ray_path=location[2])
             with running(Session(plan, meta, show_progress=progress)) as key:
-                tuner, resumed = _tuner(plan, key, previous, mnist, location, verbose, echo)
+                tuner, resumed = _tuner(plan, key, previous, mnist, (*location, states_dir(meta["started"])),
+                                        verbose, echo)
                 with _without_tune_loggers():
                     results = tuner.fit()  # Ctrl-C stops it and returns the partial results
             return _outcome(plan, meta, len(results.errors), resumed, notes, echo)
@@ -214,51 +256,52 @@ def space_file(space, exp_dir: Path) -> str:
     return relative_to(space.path, exp_dir)
 
 
-def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: tuple[str, str, str],
+def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: tuple[str, str, str, str],
            verbose: bool, echo):
-    """(Tuner, resumed): Tune's restored experiment when there is one to resume, else a new Tuner.
+    """(Tuner, resumed): Tune's restored experiment when there is one to resume, else a new Tuner. `location`:
+    Tune's storage path, experiment name, its folder, and the folder of the trials' checkpoints in it.
 
     A restored Tuner brings back the callbacks pickled when the experiment started; they find this run's
     session through the experiment's folder (live.py), so nothing of the restored run config needs replacing."""
     from ray import tune
 
-    from .algorithms import param_space, tune_config
+    from .algorithms import param_space, scheduler, tune_config
     from .progress import Progress
+    from .tracking import callbacks as trackers
     from .trainable import run_trial, ship_network
     from .writer import ResultWriter
 
+    exploits = scheduler(plan.algorithm.scheduler).exploits
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.options.checkpoint_every,
-                             vectorize=plan.options.vectorize, networks=ship_network(plan.network)),
+                             vectorize=plan.options.vectorize, networks=ship_network(plan.network),
+                             states=location[3], tune_checkpoints=exploits),
         {"cpu": plan.resources.cpus_per_trial, "gpu": plan.resources.gpus_per_trial})
-    storage_path, exp_name, ray_path = location
-    if previous and tune.Tuner.can_restore(ray_path):
+    storage_path, exp_name, ray_path, _ = location
+    restored = restore(ray_path, trainable, plan.experiment_dir) if previous else None
+    if restored is not None:
         echo(f"resuming {plan.experiment_dir} (finished trials are kept, unfinished ones continue from their "
-             f"checkpoint)")
-        return _restore(ray_path, trainable, plan.experiment_dir), True
-    if previous and has_rows(plan.experiment_dir):
+             f"newest checkpoint)")
+        return restored, True
+    if previous and has_rows(plan.experiment_dir) and not exists(ray_path):
         # Results without Ray's experiment folder (e.g. a result set committed to git): rerunning would
         # replace them trial by trial, so refuse rather than overwrite.
         raise SearchError(f"{plan.experiment_dir} holds results but no Ray experiment to resume ({ray_path}); "
                           f"use --name to start another, or --restart to archive them and start afresh")
+    if previous and has_rows(plan.experiment_dir):
+        # Our own search, killed before Tune first saved its state: its trials start again under new ids,
+        # each from its run's checkpoint (checkpoints.py), and take over the rows of the ones they replace.
+        echo(f"resuming {plan.experiment_dir}: Ray's saved state is missing, its trials start again from "
+             f"their checkpoints")
+    # No Tune checkpoints: each trial keeps its own (checkpoints.py), so Tune's state never names a deleted one.
     run_config = tune.RunConfig(
         name=exp_name, storage_path=storage_path, verbose=1 if verbose else 0,
-        callbacks=[ResultWriter(key), Progress(key)],
+        callbacks=[ResultWriter(key), Progress(key), *trackers(plan)],
         failure_config=tune.FailureConfig(max_failures=plan.options.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+        # Population Based Training clones other trials through Tune's checkpoints: those trials report them too.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=3) if exploits else None)
     return tune.Tuner(trainable, param_space=param_space(plan), tune_config=tune_config(plan),
                       run_config=run_config), False
-
-
-def _restore(ray_path: str, trainable, exp_dir: Path):
-    from ray import tune
-
-    try:
-        return tune.Tuner.restore(ray_path, trainable, resume_errored=True)
-    except (AttributeError, ImportError) as err:
-        # Tune's pickle of the experiment names code that is gone: it was started by an earlier tune-digits.
-        raise SearchError(f"{exp_dir}: cannot resume, Ray's saved state names code this version no longer has "
-                          f"({err}); use --restart to archive it and start afresh, or --name to start another") from None
 
 
 def _outcome(plan: SearchPlan, meta: dict, failed: int, resumed: bool, notes: list[str], echo) -> SearchOutcome:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..data import STANDARDISE
+from ..data import SPLIT_SIZES, STANDARDISE
 from ..errors import UserError
 from ..models import create_model, list_models, model_options, train_defaults
 from ..results import CONFIG_RENAMES
@@ -108,6 +108,12 @@ class TrainConfig:
                 create_model(self.network, **self.options)
         except UserError as err:  # one exception type for every config mistake
             raise ConfigError(str(err)) from None
+        # Each pair takes two digits of its split (SPEC §2): MNIST's train split holds 60,000, its test split 10,000.
+        for n, split, name in ((self.pairs, "train", "pairs"), (self.test_pairs or self.pairs, "test", "test pairs")):
+            if 2 * n > SPLIT_SIZES[split]:
+                hint = " (set test_pairs to draw fewer)" if split == "test" and self.test_pairs is None else ""
+                raise ConfigError(f"{n:,} {name} need {2 * n:,} digits but MNIST's {split} split has "
+                                  f"{SPLIT_SIZES[split]:,}: at most {SPLIT_SIZES[split] // 2:,}{hint}")
         if self.val_fraction and int(self.pairs * self.val_fraction) < 1:
             raise ConfigError(f"val_fraction {self.val_fraction} of {self.pairs} pairs holds out no pair")
 

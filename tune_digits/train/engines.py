@@ -104,6 +104,23 @@ class Engine:
         for sched, saved in zip(self.schedulers, state["schedulers"]):
             if sched is not None:
                 sched.load_state_dict(saved)
+        self._adopt_hyperparameters()
+
+    def _adopt_hyperparameters(self) -> None:
+        """A snapshot saved under another lr or weight decay continues under this config's. That is Population
+        Based Training's exploit: a trial goes on from a better trial's checkpoint with mutated values. The
+        scheduled lr is rescaled, so the cosine schedule goes on from where it was. The same values (a plain
+        resume) change nothing, bit for bit."""
+        for i, opt in enumerate(self.optimizers):
+            sched = self.schedulers[i] if i < len(self.schedulers) else None
+            for j, group in enumerate(opt.param_groups):
+                group["weight_decay"] = self.config.weight_decay
+                base = sched.base_lrs[j] if sched is not None else group["lr"]
+                if base != self.config.lr:
+                    group["lr"] *= self.config.lr / base
+                    if sched is not None:
+                        sched.base_lrs[j] = group["initial_lr"] = self.config.lr
+                        sched._last_lr = [g["lr"] for g in opt.param_groups]
 
 
 class InTurn(Engine):
