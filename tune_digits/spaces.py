@@ -173,8 +173,15 @@ def parse_space(raw, path: Path) -> Space:
             _check_distribution(f"grid.{key}", values, fail)
         else:
             fail(f"grid.{key}", "must be a list of values or a distribution such as {loguniform: [1.0e-3, 1.0e-1]}")
-    # Every value must make a valid trial. Each fixed value and each grid value is checked on its own first,
-    # so the error names the key that is wrong; then together.
+    _check_values(space, fail)
+    space.stages = _parse_stages(raw.get("stages") or {}, fail)
+    space.search = _parse_search(raw.get("search") or {}, fail)
+    return space
+
+
+def _check_values(space: Space, fail) -> None:
+    """Every value must make a valid trial. Each fixed value and each grid value is checked on its own first,
+    so the error names the key that is wrong; then together."""
     # A value valid only beside another fixed one (the authors' AlexNet needs dropout: false) is checked with
     # the rest of `fixed`: each key alone only when they fail together.
     if not _valid(space.fixed, space.network):
@@ -190,10 +197,6 @@ def parse_space(raw, path: Path) -> Space:
             fail(f"best.{key}", "is not a grid axis")
         if isinstance(space.grid[key], list) and space.best[key] not in space.grid[key]:
             fail(f"best.{key}", f"{space.best[key]!r} is not one of the grid's values {space.grid[key]}")
-
-    space.stages = _parse_stages(raw.get("stages") or {}, fail)
-    space.search = _parse_search(raw.get("search") or {}, fail)
-    return space
 
 
 def _parse_search(block: dict, fail) -> dict:

@@ -93,7 +93,7 @@ def _tagged_mlflow():
 
     class TaggedMLflow(MLflowLoggerCallback):
         """Ray's MLflow callback, each run tagged with its configuration id and seeds, and each result logged
-        as one batch at its epoch (Ray's logs metric by metric: a store commit each, BENCHMARKS.md §7)."""
+        as one batch at its epoch (Ray's logs metric by metric: a store commit each, BENCHMARKS.md §8)."""
 
         def log_trial_start(self, trial):
             if trial not in self._trial_runs:
