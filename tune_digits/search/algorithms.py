@@ -167,7 +167,7 @@ PBT_MUTABLE = ("lr", "weight_decay")
 
 
 @register_scheduler("pbt", stops_early=True, needs_metric=True, needs_axis=PBT_MUTABLE, exploits=True,
-                    settings=("perturbation_interval", "quantile_fraction", "resample_probability"))
+                    settings=("perturbation_interval", "quantile_fraction", "resample_probability", "synch"))
 def _pbt(plan: SearchPlan):
     """Population Based Training: poor trials continue from a good one's checkpoint with lr/weight_decay mutated"""
     from ray.tune.schedulers import PopulationBasedTraining
@@ -179,7 +179,8 @@ def _pbt(plan: SearchPlan):
         time_attr="epoch", hyperparam_mutations=mutations,
         perturbation_interval=_setting(plan, "perturbation_interval", plan.options.checkpoint_every),
         quantile_fraction=_setting(plan, "quantile_fraction", 0.25),
-        resample_probability=_setting(plan, "resample_probability", 0.25))
+        resample_probability=_setting(plan, "resample_probability", 0.25),
+        synch=bool(_setting(plan, "synch", 0)))  # 1: every trial waits at each interval, then the bottom exploit
 
 
 # ---------------------------------------------------------------------------------------------------
