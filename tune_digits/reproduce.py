@@ -7,6 +7,7 @@ CLI, this module sits above `search` and `report` and joins them; neither import
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -25,15 +26,15 @@ QUICK_GRIDS = {"resnet": {"blocks": [1, 2], "channels": [8, 16], "kernel_size": 
 
 
 def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
-              cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, address: str | None = None,
-              num_cpus: int | None = None, data_dir=None, verbose: bool = False, fmt: str = "table",
-              echo: Callable[[str], None] = print) -> list[SearchOutcome]:
+              resources: Resources = Resources(), options: RunOptions = RunOptions(checkpoint_every=CHECKPOINT_EVERY),
+              address: str | None = None, require_gpu: bool = False, num_cpus: int | None = None, data_dir=None,
+              verbose: bool = False, fmt: str = "table", echo: Callable[[str], None] = print) -> list[SearchOutcome]:
     """Screen, final stage and report for each search space in `spaces` (default: the paper's networks,
-    each the space of its own name)."""
+    each the space of its own name). `resources` and `options` are what `search` takes (options' seed
+    grouping is chosen here, per stage); with `options.storage` each stage's tables are copied there too."""
     from .models import paper_models
 
     spaces = paper_models() if spaces is None else spaces
-    resources = Resources(cpus_per_trial, gpus_per_trial)
     output = Path(output)
     started = time.monotonic()
     outcomes = []
@@ -50,14 +51,13 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
                 best = best_configuration(output / space.name / "screen", space.name) if stage == "final" else None
                 plan_stage = partial(plan_search, space, stage=stage, best=best, output=output, resources=resources,
                                      sizes=Sizes(**QUICK_STAGES[stage]) if quick else Sizes())
-                plan = plan_stage(options=RunOptions(checkpoint_every=CHECKPOINT_EVERY))
-                grouping = RunOptions(checkpoint_every=CHECKPOINT_EVERY, seeds_per_trial=auto_seeds_per_trial(plan, slots))
-                plan = plan_stage(options=grouping)
+                plan = plan_stage(options=replace(options, seeds_per_trial=1))
+                plan = plan_stage(options=replace(options, seeds_per_trial=auto_seeds_per_trial(plan, slots)))
                 echo(f"== {space.name} {stage}: {plan.num_runs} runs ({plan.combinations} configuration(s) × "
                      f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs) in {plan.num_trials} "
                      f"trials of up to {plan.options.seeds_per_trial} seed(s)")
-                outcome = run_search(plan, address=address, data_dir=data_dir, verbose=verbose,
-                                     command=f"tune-digits reproduce{' --quick' if quick else ''}", echo=echo)
+                outcome = run_search(plan, address=address, require_gpu=require_gpu, data_dir=data_dir,
+                                     verbose=verbose, command=f"tune-digits reproduce{' --quick' if quick else ''}", echo=echo)
                 outcomes.append(outcome)
                 if outcome.interrupted:
                     echo("interrupted: rerun the same command to resume where it stopped")

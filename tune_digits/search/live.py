@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ray import tune
 
+from ..storage import Mirror
 from .plan import SearchPlan
 
 _SESSIONS: dict[str, "Session"] = {}
@@ -22,6 +23,7 @@ class Session:
     plan: SearchPlan  # as it runs (resources after a GPU fallback)
     meta: dict  # search.json's contents, kept current by the ResultWriter
     show_progress: bool = True
+    mirror: Mirror | None = None  # copies the tables to --storage (None without one)
 
     @property
     def key(self) -> str:

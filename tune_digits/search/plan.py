@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..results import CONFIG_RENAMES, SEARCH_JSON, ResultsError, read_meta
+from ..storage import normalize
 from .algorithms import scheduler, searcher
 
 if TYPE_CHECKING:
@@ -92,6 +93,8 @@ class RunOptions:
 
     def __post_init__(self):
         _at_least(self, checkpoint_every=1, seeds_per_trial=1)
+        if self.storage:  # Ray wants it absolute (trials change their working directory)
+            object.__setattr__(self, "storage", normalize(self.storage))
 
 
 @dataclass
@@ -284,6 +287,6 @@ def describe_plan(plan: SearchPlan) -> str:
               f"trials: {plan.combinations} configuration(s) × {len(plan.seeds)} seed(s) = {plan.num_runs}" + grouped,
               f"each trial: {res.cpus_per_trial:g} CPU, {res.gpus_per_trial:g} GPU; search {alg.search}, "
               f"scheduler {alg.scheduler}, up to {opts.max_failures} retries per trial, "
-              f"checkpoint every {opts.checkpoint_every} epoch(s)"]
+              f"checkpoint every {opts.checkpoint_every} epoch(s)" + (f", in {opts.storage}" if opts.storage else "")]
     lines += [f"note: {n}" for n in plan.notes]
     return "\n".join(lines)

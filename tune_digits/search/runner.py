@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
+from ..storage import Mirror, archive_remote, join
 from .plan import Resources, SearchError, SearchPlan, previous_meta
 
 
@@ -136,45 +137,75 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
         raise SearchError(f"{exp_dir} holds a different search (other grid, seeds or fixed values); "
                           f"use --name to start another, or --restart to archive it and start afresh")
     mnist = load_mnist14(data_dir)  # fails here, before Ray starts, on a bad --data-dir
+    mirror = None
     with ray_session(address, verbose, num_cpus, num_gpus):
         try:
             plan, note = check_gpus(plan, require_gpu, address)
+            check_storage(plan, address)
             notes = list(plan.notes)
             if note:
                 notes.append(note)
                 echo(f"note: {note}")
             if restart and exp_dir.exists():
                 # Only now that the search can start: a refused search leaves the earlier results in place.
-                notes.append(_archive(exp_dir, plan.name))
+                notes += _archive(plan)
                 previous = None
-            location = _ray_location(plan)
+            location = _ray_location(plan, previous)
             exp_dir.mkdir(parents=True, exist_ok=True)
             meta = _start_meta(plan, previous, command, ray_path=location[2])
-            with running(Session(plan, meta, show_progress=progress)) as key:
+            mirror = Mirror(exp_dir, join(plan.options.storage, plan.space.name, plan.name)) \
+                if plan.options.storage else None
+            with running(Session(plan, meta, show_progress=progress, mirror=mirror)) as key:
                 tuner, resumed = _tuner(plan, key, previous, mnist, location, verbose, echo)
                 with _without_tune_loggers():
                     results = tuner.fit()  # Ctrl-C stops it and returns the partial results
             return _outcome(plan, meta, len(results.errors), resumed, notes, echo)
         finally:
             write_epochs_csv(exp_dir)
+            if mirror:
+                mirror.push(force=True)  # the final tables, also after Ctrl-C or an error
 
 
-def _archive(exp_dir: Path, name: str) -> str:
-    """Move an experiment's folder to OUTPUT/SPACE/.archive/NAME-<time>; returns the note that says where."""
-    archive = exp_dir.parent / ".archive" / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+def _archive(plan: SearchPlan) -> list[str]:
+    """Move an experiment's folder to OUTPUT/SPACE/.archive/NAME-<time> (and its copy on --storage likewise);
+    returns the notes that say where."""
+    exp_dir = plan.experiment_dir
+    archive = exp_dir.parent / ".archive" / f"{plan.name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
     archive.parent.mkdir(parents=True, exist_ok=True)
     os.replace(exp_dir, archive)
-    return f"earlier results moved to {archive}"
-
-
-def _ray_location(plan: SearchPlan) -> tuple[str, str, str]:
-    """Tune's storage_path, experiment name and the path of its folder: under --storage, else the
-    experiment's own ray/ folder."""
+    notes = [f"earlier results moved to {archive}"]
     if plan.options.storage:
-        storage_path, exp_name = plan.options.storage, f"{plan.space.name}-{plan.name}"
-    else:
+        notes += [n for n in [archive_remote(join(plan.options.storage, plan.space.name), plan.name)] if n]
+    return notes
+
+
+def _ray_location(plan: SearchPlan, previous: dict | None) -> tuple[str, str, str]:
+    """Tune's storage_path, experiment name and the path of its folder: the experiment's own ray/ folder,
+    under --storage as locally (`<storage>/<space>/<name>/ray`, beside the tables the Mirror copies there)."""
+    if not plan.options.storage:
         storage_path, exp_name = str(plan.experiment_dir), "ray"
-    return storage_path, exp_name, f"{storage_path.rstrip('/')}/{exp_name}"
+    elif previous and previous.get("ray_path") == join(plan.options.storage, f"{plan.space.name}-{plan.name}"):
+        storage_path, exp_name = plan.options.storage, f"{plan.space.name}-{plan.name}"  # kept where it started
+    else:
+        storage_path, exp_name = join(plan.options.storage, plan.space.name, plan.name), "ray"
+    return storage_path, exp_name, join(storage_path, exp_name)
+
+
+def check_storage(plan: SearchPlan, address: str | None) -> None:
+    """Trials checkpoint from the node they run on, so on several nodes Tune needs storage every node can
+    reach; without it a search fails at its first checkpoint, after its trials started. Refuse before."""
+    import ray
+
+    if plan.options.storage:
+        return
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    cluster = ray.cluster_resources()
+    later = address and (cluster.get("CPU", 0) < plan.resources.cpus_per_trial
+                         or cluster.get("GPU", 0) < plan.resources.gpus_per_trial)
+    if nodes > 1 or later:
+        where = f"this Ray cluster has {nodes} nodes" if nodes > 1 else "the trials will run on nodes still to join"
+        raise SearchError(f"{where}: pass --storage with a place every node can write, e.g. "
+                          f"--storage s3://BUCKET/tune-digits or a folder mounted at the same path on every node")
 
 
 def _start_meta(plan: SearchPlan, previous: dict | None, command: str, ray_path: str) -> dict:
