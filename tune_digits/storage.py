@@ -104,32 +104,43 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 def fetch_tables(uri: str, into: Path) -> int:
-    """Copy every experiment's tables under remote storage `uri` (`<space>/<name>/...`, checkpoints left
-    where they are) into the folder `into`; returns how many experiments were found."""
+    """Copy every experiment's tables under storage `uri` (`<space>/<name>/...`; checkpoints stay where they
+    are) into the folder `into`, in the same layout; returns how many experiments were found."""
+    fs, root = filesystem(uri)
+    try:
+        return sum(_fetch(fs, exp.path, into / space.base_name / exp.base_name)
+                   for space in _subfolders(fs, root) if space.base_name != REPORT_DIR
+                   for exp in _subfolders(fs, space.path))
+    except OSError as err:
+        raise StorageError(f"cannot read results from {uri}: {' '.join(str(err).split())}") from None
+
+
+def fetch_experiment(uri: str, into: Path) -> bool:
+    """Copy one experiment's tables from storage (`<storage>/<space>/<name>`) into `into`; False when the
+    storage has none (a search that has not started there)."""
     import pyarrow.fs
 
     fs, root = filesystem(uri)
-    found = 0
     try:
-        for space in _subfolders(fs, root):
-            if space.base_name == REPORT_DIR:
-                continue
-            for exp in _subfolders(fs, space.path):
-                listing = {i.base_name: i for i in fs.get_file_info(pyarrow.fs.FileSelector(exp.path))}
-                trials = [i for i in fs.get_file_info(pyarrow.fs.FileSelector(join(exp.path, TRIALS_DIR)))
-                          if i.base_name.endswith(".csv")] if TRIALS_DIR in listing else []
-                wanted = [listing[n] for n in TABLE_FILES if n in listing] + trials
-                if SEARCH_JSON not in listing and not trials:
-                    continue  # not an experiment (e.g. an older search's Ray folder)
-                found += 1
-                for info in wanted:
-                    target = into / space.base_name / exp.base_name / info.path[len(exp.path):].lstrip("/")
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with fs.open_input_stream(info.path) as stream:
-                        target.write_bytes(stream.read())
+        return fs.get_file_info(root).type == pyarrow.fs.FileType.Directory and _fetch(fs, root, into)
     except OSError as err:
         raise StorageError(f"cannot read results from {uri}: {' '.join(str(err).split())}") from None
-    return found
+
+
+def _fetch(fs, path: str, into: Path) -> bool:
+    import pyarrow.fs
+
+    listing = {i.base_name: i for i in fs.get_file_info(pyarrow.fs.FileSelector(path))}
+    trials = [i for i in fs.get_file_info(pyarrow.fs.FileSelector(join(path, TRIALS_DIR)))
+              if i.base_name.endswith(".csv")] if TRIALS_DIR in listing else []
+    if SEARCH_JSON not in listing and not trials:
+        return False  # not an experiment (e.g. an older search's Ray folder)
+    for info in [listing[n] for n in TABLE_FILES if n in listing] + trials:
+        target = into / info.path[len(path):].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(info.path) as stream:
+            target.write_bytes(stream.read())
+    return True
 
 
 def _subfolders(fs, path: str) -> list:

@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
-from ..storage import Mirror, archive_remote, join
+from ..results import FORMAT_VERSION, SEARCH_JSON, has_rows, new_meta, rename_config, write_epochs_csv
+from ..storage import Mirror, archive_remote, fetch_experiment, join
 from .plan import Resources, SearchError, SearchPlan, previous_meta
 
 
@@ -132,6 +132,9 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
     from .live import Session, running
 
     exp_dir = plan.experiment_dir
+    if plan.options.storage and not (exp_dir / SEARCH_JSON).is_file():
+        # Started elsewhere (another Ray job's working copy, another machine): resume from the storage's tables.
+        fetch_experiment(join(plan.options.storage, plan.space.name, plan.name), exp_dir)
     previous = previous_meta(exp_dir)
     if previous and not restart and previous.get("fingerprint") != plan.fingerprint():
         raise SearchError(f"{exp_dir} holds a different search (other grid, seeds or fixed values); "
