@@ -79,4 +79,7 @@ def test_a_relative_storage_folder_is_made_absolute_and_uris_are_kept(tmp_path, 
     monkeypatch.chdir(tmp_path)
     assert RunOptions(storage="shared/").storage == str(tmp_path / "shared")
     assert RunOptions(storage="s3://bucket/tune-digits/").storage == "s3://bucket/tune-digits"
+    # A custom endpoint's query stays at the end of every path made from it.
+    assert storage.join(RunOptions(storage="s3://b/t/?endpoint_override=h:9000").storage, "lenet", "e2e") == \
+        "s3://b/t/lenet/e2e?endpoint_override=h:9000"
     assert storage.local_path("file:///mnt/x") == Path("/mnt/x") and storage.local_path("gs://b/x") is None

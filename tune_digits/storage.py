@@ -37,11 +37,16 @@ def local_path(location: str | Path) -> Path | None:
 
 def normalize(storage: str) -> str:
     """Ray wants an absolute storage_path: a relative folder is made absolute, URIs are kept as given."""
-    return storage.rstrip("/") if is_uri(storage) else str(Path(storage).expanduser().resolve())
+    if is_uri(storage):
+        path, sep, query = storage.partition("?")
+        return path.rstrip("/") + sep + query
+    return str(Path(storage).expanduser().resolve())
 
 
 def join(location: str, *parts: str) -> str:
-    return "/".join([location.rstrip("/"), *parts])
+    """`location/part/...`; a URI's query (`s3://bucket/path?endpoint_override=...`, e.g. MinIO) stays last."""
+    path, sep, query = location.partition("?")
+    return "/".join([path.rstrip("/"), *parts]) + sep + query
 
 
 def filesystem(uri: str):
