@@ -12,14 +12,12 @@ torch thread (what a search trial with 1 CPU gets). Ratio = separate time ÷ eng
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from common import BEST, mean_std, parse_archs
+from common import BEST, mean_std, network_parser, parse_archs, parse_settings, report
 
 ENGINES = ("separate", "in_turn", "vectorized")
 
@@ -85,14 +83,8 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--networks", default="lenet,resnet")
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="OPTION=VALUE",
-                        help="A model option on top of the net's best configuration (repeatable; YAML value).")
+    parser = network_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="Replicas (default 3, the screen's seeds).")
-    parser.add_argument("--pairs", type=int, default=350)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--json", type=Path)
@@ -105,28 +97,19 @@ def main(argv=None) -> int:
         print(f"error: engines are {', '.join(ENGINES)}", file=sys.stderr)
         return 1
     import torch
-    import yaml
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: torch sees no GPU", file=sys.stderr)
         return 1
-    extra = {}
-    for item in args.settings:
-        key, sep, value = item.partition("=")
-        if not sep:
-            print(f"error: --set expects OPTION=VALUE, got {item!r}", file=sys.stderr)
-            return 1
-        extra[key.strip()] = yaml.safe_load(value)
+    extra = parse_settings(args.settings)
+    if extra is None:
+        return 1
     rows = []
     for network in networks:
         rows += time_engines(network, {**BEST[network], **extra}, args.seeds, args.pairs, args.epochs, args.device,
                              args.repeats, engines, log=lambda line: print(line, file=sys.stderr, flush=True))
     device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"cpu, 1 thread, torch {torch.__version__}"
-    print(f"bench_replicas: {device}, {args.repeats} repeats\n")
-    print(markdown(rows))
-    if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=1))
-    return 0
+    return report(f"bench_replicas: {device}, {args.repeats} repeats", markdown(rows), args, rows)
 
 
 if __name__ == "__main__":

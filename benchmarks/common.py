@@ -28,3 +28,42 @@ def parse_archs(text: str, known) -> list[str] | None:
         print(f"error: unknown net {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
         return None
     return networks
+
+
+def parse_settings(items) -> dict | None:
+    """`--set KEY=VALUE` items → {key: YAML value}, or None after one error line when one has no `=`."""
+    import yaml
+
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"error: --set expects OPTION=VALUE, got {item!r}", file=sys.stderr)
+            return None
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
+
+
+def network_parser(doc: str, pairs: int = 350):
+    """The options the per-network speed benchmarks share: --networks, --set, --pairs, --epochs, --repeats."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--networks", default="lenet,resnet")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="OPTION=VALUE",
+                        help="A model option on top of the net's best configuration (repeatable; YAML value).")
+    parser.add_argument("--pairs", type=int, default=pairs, help=f"Train (and test) pairs (default {pairs}).")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    return parser
+
+
+def report(title: str, table: str, args, rows: list[dict]) -> int:
+    """Print the title line and the Markdown table; write args and rows to `args.json` when given."""
+    import json
+
+    print(f"{title}\n")
+    print(table)
+    if args.json:
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=1))
+    return 0

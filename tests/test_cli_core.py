@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -131,3 +132,17 @@ def test_data_dir_with_the_official_files_trains(mnist_raw):
     result = run("train", "linear", "--pairs", "10", "--epochs", "1", "--set", "threads=1",
                  "--data-dir", str(mnist_raw))
     assert result.exit_code == 0, result.output
+
+
+def test_search_help_groups_every_option_in_a_panel():
+    from tune_digits.cli import SEARCH_PANELS, search
+
+    placed = [o for options in SEARCH_PANELS.values() for o in options]
+    assert list(SEARCH_PANELS) == ["Grid and size", "Algorithm", "Resources", "Cluster", "Run management",
+                                   "Performance"]
+    for param in search.params:
+        if isinstance(param, click.Option):
+            assert any(o in placed for o in param.opts), f"{param.opts[0]} is in no help panel of SEARCH_PANELS"
+    assert len(placed) == len(set(placed))
+    out = run("search", "--help").stdout
+    assert all(f"─ {panel} ─" in out for panel in SEARCH_PANELS) and "─ Options ─" not in out

@@ -112,6 +112,21 @@ def test_standardised_with_train_statistics(mnist):
     assert pairs.test_input.mean().item() != pytest.approx(0.0, abs=1e-6)
 
 
+def test_split_standardisation_uses_the_whole_train_split(mnist, official):
+    # The authors' code standardises the 28×28 train split before pooling; pooling is linear, so the pooled
+    # pairs are (pooled - mean) / std with the full split's numbers, which the IDX files reproduce.
+    assert (official.train_mean, official.train_std) == pytest.approx((data.MNIST_TRAIN_MEAN, data.MNIST_TRAIN_STD))
+    pairs = generate_pair_sets(500, seed=3, standardise="split")
+    train, test, _, _ = _replay(500, 500, 3, mnist)
+    torch.testing.assert_close(pairs.train_input.double(), (train - data.MNIST_TRAIN_MEAN) / data.MNIST_TRAIN_STD,
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(pairs.test_input.double(), (test - data.MNIST_TRAIN_MEAN) / data.MNIST_TRAIN_STD,
+                               atol=1e-5, rtol=0)
+    assert torch.equal(pairs.train_classes, generate_pair_sets(500, seed=3).train_classes)  # the same draw
+    with pytest.raises(data.DataError, match="standardise"):
+        generate_pair_sets(5, seed=0, standardise="digits")
+
+
 def test_no_image_in_both_train_and_test(mnist):
     pairs = generate_pair_sets(1000, seed=11)
     train, test, _, _ = _replay(1000, 1000, 11, mnist)

@@ -24,6 +24,9 @@ OPTION_VALUES = {
     "dropout_rate": [0.0, 0.5],
     "strategy": list(STRATEGIES),
     "weight_sharing": [True, False],
+    # The authors' AlexNet needs dropout=False (test_authors_alexnet_refuses_options_it_lacks).
+    "variant": {"linear": ["ours", "authors"], "lenet": ["ours", "authors"], "resnet": ["ours", "authors"],
+                "alexnet": ["ours"]},
 }
 # The paper's best configuration of each net and its size (SPEC §4), within ±25 %.
 BEST = {
@@ -238,3 +241,57 @@ def test_bad_options_fail_with_one_line(network, options, fragment):
     message = str(err.value)
     assert fragment in message and "\n" not in message
     assert isinstance(err.value, ValueError)
+
+
+# The authors' networks (github.com/Arturjssln/DeepLearningProject, Proj1/src/net.py) at their Table I bold
+# configuration: the parameter counts of their code, instantiated.
+AUTHORS = {
+    "linear": ({"layers": 2, "nodes": 128, "dropout": False}, 43_018),
+    "lenet": ({"batch_norm": True, "dropout": False, "kernel_size": 5, "aux_loss": True}, 66_000),
+    "resnet": ({"batch_norm": True, "dropout": False, "blocks": 2, "channels": 16, "kernel_size": 7}, 51_370),
+    "alexnet": ({"dropout": False}, 1_771_018),
+}
+
+
+@pytest.mark.parametrize("network", list(AUTHORS))
+def test_authors_networks_have_their_parameter_counts(network):
+    options, count = AUTHORS[network]
+    model = create_model(network, variant="authors", **options)
+    assert count_parameters(model) == count
+    run_both_modes(model)
+
+
+def test_authors_layers():
+    lenet = create_model("lenet", variant="authors").trunks[0]
+    convs = [m for m in lenet.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 6), (6, 16), (16, 120)]
+    assert lenet.side[1].in_features == 16 * 5 * 5  # one linear layer on the second conv block's output
+    resnet = create_model("resnet", variant="authors").trunks[0]
+    assert all(m.bias is not None for m in resnet.modules() if isinstance(m, torch.nn.Conv2d))
+    alexnet = create_model("alexnet", variant="authors", dropout=False).trunks[0].features
+    kinds = [type(m).__name__ for m in alexnet]
+    assert kinds[6:9] == ["Conv2d", "Conv2d", "Conv2d"]  # no ReLU after the third and fourth convs
+    assert [m.out_channels for m in alexnet if isinstance(m, torch.nn.Conv2d)] == [32, 64, 128, 256, 256]
+    assert not any(isinstance(m, torch.nn.Dropout) for m in alexnet.modules())
+
+
+def test_authors_dropout_placement():
+    linear = create_model("linear", variant="authors", layers=3, dropout=True).trunks[0]
+    # After hidden layers 2 and 3 only (ours: after all three).
+    assert sum(isinstance(m, torch.nn.Dropout) for m in linear.body) == 2
+    ours = create_model("linear", layers=3, dropout=True).trunks[0]
+    assert sum(isinstance(m, torch.nn.Dropout) for m in ours.body) == 3
+    resnet = create_model("resnet", variant="authors", dropout=True).trunks[0]
+    assert isinstance(resnet.stem[1], torch.nn.Dropout) and not isinstance(resnet.head[2], torch.nn.Dropout)
+    torch.manual_seed(0)
+    lenet = create_model("lenet", variant="authors", dropout=True, dropout_rate=0.5).train()
+    out = lenet(torch.randn(50, 2, 14, 14))
+    assert (out.digits == 0).float().mean() > 0.3  # their dropout acts on the logits too
+
+
+def test_authors_alexnet_refuses_options_it_lacks():
+    for options in ({}, {"batch_norm": True, "dropout": False}):
+        with pytest.raises(UserError, match="authors' AlexNet has no batch norm and no dropout"):
+            create_model("alexnet", variant="authors", **options)
+    with pytest.raises(UserError, match="variant"):
+        create_model("lenet", variant="theirs")

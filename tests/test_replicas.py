@@ -6,23 +6,20 @@ import functools
 import math
 
 import pytest
-from train_helpers import history, replica_history, same_metrics, snapshot_after
+from train_helpers import PAIRS, history, replica_history, same_metrics, snapshot_after, small_configs, small_datas
 
-from tune_digits.data import generate_pair_sets
 from tune_digits.train import ConfigError, TrainConfig, fit_replicas
 
-PAIRS = 60
 SEEDS = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")
 def datas():
-    return [generate_pair_sets(PAIRS, seed) for seed in SEEDS]
+    return small_datas(SEEDS)
 
 
 def configs(**kw) -> list[TrainConfig]:
-    base = {"network": "lenet", "pairs": PAIRS, "epochs": 2, "threads": 1, "batch_size": 10}
-    return [TrainConfig(**{**base, **kw}, seed=seed) for seed in SEEDS]
+    return small_configs(SEEDS, **kw)
 
 
 @pytest.mark.parametrize("kw", [

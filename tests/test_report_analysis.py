@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,26 @@ def test_configurations_without_results_are_counted(outputs: Path) -> None:
     out = io.StringIO()
     run_report(outputs, out=out, figure="none")
     assert "4 of 5 configurations have results (1 without any epoch yet)" in out.getvalue()
+
+
+def test_paper_view_selects_the_first_epoch_of_lowest_test_digit_error(tmp_path: Path) -> None:
+    # As the authors' code: digit error lowest (and tied) at epochs 1 and 3, comparison error lowest at epoch 2.
+    # The paper's view reads epoch 1 — the first lowest digit error — not the comparison error's minimum.
+    def at(seed: int, epoch: int) -> dict[str, float]:
+        return {"train_loss": 1.0, "train_error": 1.0, "test_digit_error": {1: 3.0, 2: 4.0, 3: 3.0}[epoch],
+                "test_error": {1: 2.0 + seed, 2: 1.0, 3: 3.0}[epoch]}
+    write_experiment(tmp_path / "out", "resnet", "final", [({"channels": 16}, at)], ["channels"])
+    a = analyse(load_results(tmp_path / "out").experiments[0])
+    c = a.configs.iloc[0]
+    assert c["best_epoch_epoch_mean"] == 1 and c["best_epoch_test_error_mean"] == pytest.approx(3.0)
+    assert c["best_epoch_test_digit_error_mean"] == pytest.approx(3.0)
+
+
+def test_paper_view_without_digit_outputs_uses_the_comparison_error(tmp_path: Path) -> None:
+    # A strategy without digit logits (e.g. two_channel without them) has no digit error: lowest comparison error.
+    def at(seed: int, epoch: int) -> dict[str, float]:
+        return {"train_loss": 1.0, "train_error": 1.0, "test_digit_error": math.nan,
+                "test_error": {1: 2.0, 2: 1.0, 3: 3.0}[epoch]}
+    write_experiment(tmp_path / "out", "resnet", "final", [({"channels": 16}, at)], ["channels"])
+    a = analyse(load_results(tmp_path / "out").experiments[0])
+    assert a.configs.iloc[0]["best_epoch_epoch_mean"] == 2

@@ -24,7 +24,7 @@ def analyses_of(root: Path) -> list:
 
 
 def test_table1_welch_against_best(outputs: Path) -> None:
-    t = build_tables(analyses_of(outputs))[0][0]
+    t = build_tables(analyses_of(outputs))[0][1]
     assert t.name == "table1_resnet_screen"
     row = t.data.iloc[1]  # batch_norm=True, channels=8: [4, 5, 6] vs the best's [3, 3.5, 4]
     expected = hand_welch([4.0, 5.0, 6.0], [3.0, 3.5, 4.0])
@@ -110,7 +110,7 @@ def test_table_iii_not_built_is_a_note(tmp_path: Path) -> None:
     write_experiment(tmp_path, "linear", "screen", [({"nodes": n}, metrics(n / 32, 0.5)) for n in (64, 128)],
                      ["nodes"])
     tables, notes = build_tables(analyses_of(tmp_path))
-    assert [t.name for t in tables] == ["table1_linear_screen", "table2_best"]
+    assert [t.name for t in tables] == ["table2_best", "table1_linear_screen", "provenance"]
     assert notes == ["Table III not built: no linear experiment varies dropout with the other options at their "
                      "best values"]
 
@@ -140,7 +140,8 @@ def test_weight_sharing_study_is_ranked_with_p_values(tmp_path: Path) -> None:
 
 
 def test_paper_tables_are_registered_in_order() -> None:
-    assert table_names() == ["table1_ranking", "table2_best", "table3_linear_dropout", "table4_lenet_aux"]
+    assert table_names() == ["table2_best", "table3_linear_dropout", "table4_lenet_aux", "table5_setups",
+                             "table1_ranking", "provenance"]
     with pytest.raises(ValueError, match="'table2_best' is already registered"):
         register_table("table2_best")(lambda analyses: None)
 
@@ -162,13 +163,40 @@ def test_a_registered_table_is_reported_and_unregistering_removes_it(outputs: Pa
         out = io.StringIO()
         written = run_report(outputs, fmt="json", out=out, figure="none")
         doc = json.loads(out.getvalue())
-        assert [t["name"] for t in doc["tables"]] == ["table1_resnet_screen", "table2_best", "configs_per_experiment"]
+        assert [t["name"] for t in doc["tables"]] == ["table2_best", "table1_resnet_screen", "provenance", "configs_per_experiment"]
         assert doc["tables"][-1]["rows"] == [{"experiment": "resnet/screen", "configs": 4}]
         assert "never built: on purpose" in doc["notes"]
         assert outputs / "report" / "configs_per_experiment.csv" in written
     finally:
         unregister_table("configs_per_experiment")
         unregister_table("never_built")
-    assert table_names() == ["table1_ranking", "table2_best", "table3_linear_dropout", "table4_lenet_aux"]
+    assert table_names() == ["table2_best", "table3_linear_dropout", "table4_lenet_aux", "table5_setups",
+                             "table1_ranking", "provenance"]
     tables, notes = build_tables(analyses_of(outputs))
-    assert [t.name for t in tables] == ["table1_resnet_screen", "table2_best"] and not notes
+    assert [t.name for t in tables] == ["table2_best", "table1_resnet_screen", "provenance"] and not notes
+
+
+def test_setups_table_sets_the_authors_setup_beside_the_paper_and_ours(outputs: Path) -> None:
+    from report_fixtures import RESNET
+
+    write_experiment(outputs, "authors_resnet", "final", RESNET[1:2], [], seeds=(0, 1))
+    analyses = analyses_of(outputs)
+    t = [t for t in build_tables(analyses)[0] if t.name == "table5_setups"][0]
+    d = t.data
+    assert list(d["setup"]) == ["paper", "authors", "authors", "ours", "ours"]
+    assert list(d["view"]) == ["best_epoch", "best_epoch", "final_epoch", "best_epoch", "final_epoch"]
+    paper_row, authors_best = d.iloc[0], d.iloc[1]
+    assert paper_row["test_error_mean"] == paper.TABLE_II["resnet"]["test_error"][0] and paper_row["n"] == 20
+    # authors_resnet: base 3, scale 1, seeds 0 and 1 → epoch 2: 3 + seed; ours' best (base 2, scale 0.5): 2.5
+    assert authors_best["n"] == 2 and authors_best["test_error_mean"] == pytest.approx(3.5)
+    assert d.iloc[3]["test_error_mean"] == pytest.approx(2.5)
+    assert "first epoch of lowest test digit error" in t.rule
+    # Table II compares the authors' setup with the paper's ResNet, not as "the paper's best".
+    t2 = best_table(analyses).data
+    assert set(t2.loc[t2["space"] == "authors_resnet", "paper_ref"]) == {"resnet"}
+    # Without an authors' setup the table is not built.
+    assert "table5_setups" not in [t.name for t in build_tables(analyses_of_without(outputs))[0]]
+
+
+def analyses_of_without(outputs: Path) -> list:
+    return [a for a in analyses_of(outputs) if not a.exp.space.startswith(paper.AUTHORS_PREFIX)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import subprocess
 import sys
 from dataclasses import fields
@@ -87,7 +88,7 @@ def test_auto_grouping_keeps_every_slot_busy(tmp_path, configs, seeds, slots, ex
 @pytest.mark.parametrize("kw, words", [
     ({"seeds_per_trial": 0}, "--seeds-per-trial must be at least 1"),
     ({"vectorize": True}, "--vectorize trains the seeds of a trial as one model"),
-    ({"search": "random", "reps": 3, "seeds_per_trial": 2}, "--seeds-per-trial must be 1 or all 3 seeds"),
+    ({"search": "random", "num_samples": 2, "reps": 3, "seeds_per_trial": 2}, "--seeds-per-trial must be 1 or all 3"),
     ({"pairs": 0}, "--pairs must be at least 2"),
     ({"reps": 0}, "--reps must be at least 1"),
     ({"epochs": 0}, "--epochs must be at least 1"),
@@ -105,10 +106,12 @@ def test_plan_rejects_bad_values(tmp_path, kw, words):
 @pytest.mark.parametrize("space, groups, fingerprint", [
     ("lenet", {}, "3a716b1370fb2849"),
     ("linear", {"sizes": Sizes(reps=3), "options": RunOptions(seeds_per_trial=2, vectorize=True)}, "7843d03c01712345"),
-    ("resnet", {"algorithm": Algorithm(search="random", num_samples=3, scheduler="asha")}, "9f9dbc1093633e25"),
+    # Issue 13 changed what a sampled search runs (all seeds per trial, chosen on a validation split).
+    ("resnet", {"algorithm": Algorithm(search="random", num_samples=3, scheduler="asha")}, "7d657df17e423819"),
 ])
 def test_fingerprints_are_those_of_earlier_versions(tmp_path, space, groups, fingerprint):
-    """An experiment started by an earlier tune-digits resumes: the screens' fingerprints as it wrote them."""
+    """An experiment started by an earlier tune-digits resumes: the screens' fingerprints as it wrote them
+    (a plain grid's unchanged since the first version)."""
     assert plan_search(load_space(space), stage="screen", output=tmp_path, **groups).fingerprint() == fingerprint
 
 
@@ -128,9 +131,10 @@ def test_final_stage_takes_the_best_in_the_results_option_names(tmp_path):
 
 def test_cli_choices_and_help_come_from_the_registries():
     params = {p.name: p for p in search_command.params}
-    assert list(params["searcher"].type.choices) == list(SEARCHERS) == ["grid", "random", "optuna"]
-    assert list(params["scheduler"].type.choices) == list(SCHEDULERS) == ["fifo", "asha"]
-    text = " ".join(CliRunner().invoke(main, ["search", "--help"]).stdout.split())
+    assert list(params["searcher"].type.choices) == list(SEARCHERS) == ["grid", "random", "optuna", "hyperopt"]
+    assert list(params["scheduler"].type.choices) == list(SCHEDULERS) == ["fifo", "asha", "hyperband", "median", "pbt"]
+    boxed = CliRunner().invoke(main, ["search", "--help"]).stdout
+    text = " ".join(re.sub("[│╭╮╰╯─]", " ", boxed).split())  # the help's panels are boxes
     for spec in [*SEARCHERS.values(), *SCHEDULERS.values()]:
         assert f"{spec.name}: {spec.description}" in text
 
@@ -166,14 +170,15 @@ def test_a_registered_searcher_and_scheduler_are_usable_in_a_plan(tmp_path, regi
     registered(SCHEDULERS, "patient")
     plan = make_plan(tmp_path, search="draws", num_samples=3, scheduler="patient")
     assert plan.combinations == 3  # it samples: NUM_SAMPLES configurations
-    assert "PATIENT stops trials on test_error" in describe_plan(plan)
+    assert "draws/patient choose on it" in describe_plan(plan)
     config = tune_config(plan)
     assert config.search_alg is made["searcher"] and config.scheduler is made["scheduler"]
-    assert (config.metric, config.mode, config.num_samples) == ("test_error", "min", 3)
+    assert (config.metric, config.mode, config.num_samples) == ("val_error", "min", 3)
     space = param_space(plan)
-    assert space["nodes"].categories == [16, 32] and space["seed"].categories == [0, 1]  # sampled, not crossed
-    with pytest.raises(SearchError, match="--search draws samples each configuration once"):
-        make_plan(tmp_path, search="draws", seeds_per_trial=2, reps=3)
+    # Configurations are sampled, not crossed; the seeds are never sampled: all in each trial.
+    assert space["nodes"].categories == [16, 32] and space["seeds"] == [0, 1] and "seed" not in space
+    with pytest.raises(SearchError, match="--search draws --scheduler fifo sees one number per configuration"):
+        make_plan(tmp_path, search="draws", num_samples=3, seeds_per_trial=2, reps=3)
 
 
 def test_grid_crosses_its_lists_and_unknown_names_list_the_registry(tmp_path):
@@ -183,10 +188,10 @@ def test_grid_crosses_its_lists_and_unknown_names_list_the_registry(tmp_path):
     assert param_space(plan)["nodes"] == {"grid_search": [16, 32]}
     config = tune_config(plan)
     assert config.search_alg is None and config.scheduler is None and config.metric is None
-    with pytest.raises(SearchError, match="unknown search 'bayes'; use one of grid, random, optuna"):
+    with pytest.raises(SearchError, match="unknown search 'bayes'; use one of grid, random, optuna, hyperopt"):
         Algorithm(search="bayes")
-    with pytest.raises(SearchError, match="unknown scheduler 'pbt'; use one of fifo, asha"):
-        Algorithm(scheduler="pbt")
+    with pytest.raises(SearchError, match="unknown scheduler 'bohb'; use one of fifo, asha, hyperband, median, pbt"):
+        Algorithm(scheduler="bohb")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -302,6 +307,6 @@ def test_cli_spaces_lists_grid_sizes():
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:] if line.strip()}
     for name, size in {"linear": 40, "lenet": 16, "resnet": 300, "alexnet": 1}.items():
         assert f" {size} " in lines[name]
-    assert "screen: 350 pairs × 3 seeds = 48 trials" in lines["lenet"]
-    assert "final: 1000 pairs × 20 seeds = 20 trials" in lines["lenet"]
+    assert "screen 350×3 → 48" in lines["lenet"] and lines["lenet"].endswith("shipped")
+    assert "final 1000×20 → 20" in lines["lenet"]
 

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import FAULT_SEED
+from conftest import FAULT_SEED, ROOT
 from test_search_plan import LENET_TWO, LINEAR_TWO, make_plan, snapshot
 from tune_digits.cli import main
 from tune_digits.results import FORMAT_VERSION, ROW_HEAD
@@ -89,7 +90,14 @@ class TestLocalRay:
         # Tune's own loggers stay off (the tidy tables are ours), and only for the search's duration.
         assert not list((exp / "ray").glob("*/progress.csv")) and not list((exp / "ray").glob("*/result.json"))
         assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
-        assert meta["versions"]["torch"] and meta["command"] is not None
+        assert meta["versions"]["torch"] and meta["versions"]["numpy"] and meta["command"] is not None
+        # Provenance names no folder of this machine; the code is the checkout's commit, dirty or not.
+        text = (exp / "search.json").read_text()
+        assert str(tmp_path) not in text and str(ROOT) not in text and meta["ray_path"] == "ray"
+        assert (meta["space_file"], meta["space_origin"]) == ("tune_digits/search_spaces/lenet.yaml", "shipped")
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert meta["code"]["git_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+        assert meta["code"]["git_dirty"] in ((True, False) if head.returncode == 0 else (None,))
 
         rows = trial_rows(exp)
         check_complete(rows, trials=4, epochs=2)
@@ -323,12 +331,14 @@ class TestLocalRay:
         outcome = run_search(plan, progress=False, echo=lambda _: None)
         assert faults.spent() == 1 and (outcome.finished, outcome.failed) == (4, 0)
         check_complete(trial_rows(plan.experiment_dir), trials=4, epochs=3)
-        saved = sorted(plan.experiment_dir.glob("ray/*/checkpoint_*/state.pt"))
-        # num_to_keep=1: one checkpoint left per trial, the last epoch's.
-        assert len(saved) == 4
-        assert {torch.load(p, weights_only=False)["epoch"] for p in saved} == {3}
-        # Tune numbers a trial's checkpoints 0, 1, …: two per trial, not three.
-        assert {p.parent.name for p in saved} == {"checkpoint_000001"}
+        saved = sorted(plan.experiment_dir.glob("ray/states/*.pt"))
+        # One checkpoint left per run (the older one is removed once the newer one is whole): the last epoch's,
+        # with the reports of its three epochs; Tune holds none of its own.
+        assert len(saved) == 4 and {p.name.rsplit("-", 1)[1] for p in saved} == {"0003.pt"}
+        payloads = [torch.load(p, weights_only=False) for p in saved]
+        assert {p["state"]["epoch"] for p in payloads} == {3}
+        assert all([r["epoch"] for r in p["reports"]] == [1, 2, 3] for p in payloads)
+        assert not list(plan.experiment_dir.glob("ray/*/checkpoint_*"))
 
     def test_results_without_a_ray_folder_are_never_overwritten(self, tmp_path):
         """A result set committed to git has search.json and epochs.csv but no ray/ folder: a rerun under

@@ -11,7 +11,7 @@ import yaml
 from tune_digits.errors import UserError
 from tune_digits.spaces import SPACES_DIR, SpaceError, apply_overrides, list_spaces, load_space, parse_space
 
-SHIPPED = list_spaces()
+SHIPPED = sorted(SPACES_DIR.glob("*.yaml"))
 
 # SPEC §4, the paper's Table I: axes, their values, and its best (bold) combination.
 PAPER = {
@@ -82,6 +82,23 @@ def test_paper_spaces_encode_table_one(name):
 
 def test_load_by_name_or_path():
     assert load_space("lenet").path == load_space(str(SPACES_DIR / "lenet.yaml")).path
+
+
+def test_spaces_are_found_from_any_folder_and_user_folders_come_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the shipped spaces do not depend on the working directory
+    assert ("shipped", SPACES_DIR / "lenet.yaml") in list_spaces()
+    mine, env = tmp_path / "mine", tmp_path / "env"
+    mine.mkdir(), env.mkdir()
+    write(mine, raw_of("lenet"), "lenet")  # hides the shipped lenet
+    write(env, raw_of("linear"), "tiny")
+    monkeypatch.setenv("TUNE_DIGITS_SPACES", str(env))
+    found = {path.stem: (origin, path) for origin, path in list_spaces(mine)}
+    assert found["lenet"] == ("folder", mine / "lenet.yaml") and found["tiny"] == ("folder", env / "tiny.yaml")
+    assert found["resnet"] == ("shipped", SPACES_DIR / "resnet.yaml")
+    assert load_space("tiny").origin == "folder" and load_space("resnet", mine).origin == "shipped"
+    assert load_space(str(mine / "lenet.yaml")).origin == "path"
+    with pytest.raises(SpaceError, match="no such folder of search spaces"):
+        list_spaces(tmp_path / "absent")
 
 
 def test_unknown_space_name_lists_the_known_ones():

@@ -67,6 +67,11 @@ def test_old_setting_names_still_work_with_one_note(capsys):
     ({"network": "lenet", "pairs": 10, "val_fraction": 0.05}, "val_fraction"),
     ({"network": "lenet", "threads": 0}, "threads"),
     ({"network": "lenet", "strategy": "siamese"}, "strategy"),
+    ({"network": "lenet", "batch_order": "sorted"}, "batch_order"),
+    ({"network": "lenet", "standardise": "digits"}, "standardise"),
+    ({"network": "lenet", "standardise": True}, "standardise"),
+    ({"network": "lenet", "variant": "theirs"}, "variant"),
+    ({"network": "alexnet", "variant": "authors"}, "authors' AlexNet"),
 ])
 def test_bad_config_raises_config_error(flat, fragment):
     with pytest.raises(ConfigError) as err:

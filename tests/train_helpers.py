@@ -8,7 +8,20 @@ from typing import Callable
 
 import torch
 
-from tune_digits.train import fit, fit_replicas
+from tune_digits.data import generate_pair_sets
+from tune_digits.train import TrainConfig, fit, fit_replicas
+
+PAIRS = 60  # small but real: 60 pairs of real MNIST
+
+
+def small_configs(seeds, **kw) -> list[TrainConfig]:
+    """One configuration at `seeds`: LeNet, `PAIRS` pairs, 2 epochs, batches of 10, one thread; `kw` on top."""
+    base = {"network": "lenet", "pairs": PAIRS, "epochs": 2, "threads": 1, "batch_size": 10}
+    return [TrainConfig(**{**base, **kw}, seed=seed) for seed in seeds]
+
+
+def small_datas(seeds) -> list:
+    return [generate_pair_sets(PAIRS, seed) for seed in seeds]
 
 
 def untimed(rows: list[dict]) -> list[dict]:

@@ -5,14 +5,43 @@ import functools
 import sys
 from dataclasses import dataclass
 
-import click
+import rich_click as click  # click, with help in panels
 
 from .errors import UserError
 from .search.algorithms import SCHEDULERS, SEARCHERS, help_text
 from .search.plan import Resources, RunOptions
+from .search.selection import METRICS
+from .search.tracking import TRACKERS
 
 DATA_DIR_HELP = ("Folder with the four official MNIST IDX files (gzip or plain) to use instead of the "
                  "embedded copy.")
+
+
+# Exit statuses of `search` and `reproduce` (README, "Exit statuses"): finished, bad input, failed trials,
+# interrupted (128 + SIGINT, as shells report a Ctrl-C).
+EXIT_FINISHED, EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+# `search`'s options in help panels, by what they decide. An option left out lands in a last "Options" panel
+# (tests/test_cli_core.py wants every option placed).
+SEARCH_PANELS = {
+    "Grid and size": ["--stage", "--set", "--reps", "--pairs", "--epochs", "--spaces-dir", "--data-dir"],
+    "Algorithm": ["--search", "--num-samples", "--scheduler", "--metric"],
+    "Resources": ["--cpus-per-trial", "--gpus-per-trial", "--require-gpu", "--max-concurrent", "--num-cpus"],
+    "Cluster": ["--address", "--storage"],
+    "Run management": ["--name", "--output", "--dry-run", "--restart", "--max-failures", "--checkpoint-every",
+                       "--log", "--verbose", "--help"],
+    "Performance": ["--seeds-per-trial", "--vectorize"],
+}
+
+
+def option_panels(panels: dict[str, list[str]]):
+    """Decorator: a command's options shown in these help panels, in this order."""
+    def decorate(command):
+        for name, options in reversed(panels.items()):  # decorators apply bottom-up
+            command = click.option_panel(name, options=options)(command)
+        return command
+    return decorate
 
 
 @dataclass(frozen=True)
@@ -30,10 +59,11 @@ class ClusterArgs:
     def run_options(self, checkpoint_every: int = 1, **more) -> RunOptions:
         """RunOptions with these options; `checkpoint_every` is the command's default, used unless given."""
         every = checkpoint_every if self.checkpoint_every is None else self.checkpoint_every
-        return RunOptions(checkpoint_every=every,
-                          max_failures=self.max_failures, storage=self.storage, **more)
+        return RunOptions(checkpoint_every=every, max_failures=self.max_failures, storage=self.storage, **more)
 
 
+# One definition of the options `search` and `reproduce` share: what each trial gets, where Ray runs and keeps
+# its checkpoints, retries (SEARCH_PANELS places them in search's help).
 CLUSTER_OPTIONS = (
     click.option("--address", help="Join a running Ray cluster ('auto' on a `ray up` head node or in a Ray job). "
                                    "Default: start a local Ray."),
@@ -70,7 +100,7 @@ def cluster_options(command):
     return with_cluster
 
 
-class FriendlyGroup(click.Group):
+class FriendlyGroup(click.RichGroup):
     """Turn a user's mistake into one line on stderr and exit 1, never a traceback."""
 
     def invoke(self, ctx):
@@ -78,7 +108,10 @@ class FriendlyGroup(click.Group):
             return super().invoke(ctx)
         except UserError as err:
             click.echo(f"error: {err}", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:  # a second Ctrl-C, while Tune was still stopping the trials of the first
+            click.echo("\ninterrupted: rerun the same command to resume", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,7 +189,7 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
                                     **parse_option_values(settings), "network": network})
     device = choose_device(gpu)
     click.echo(f"{network} on {device}: {pairs} pairs, {epochs} epochs, seed {seed}, "
-               f"{config.optimizer} lr={config.lr} batch={config.batch_size}")
+               f"{config.optimizer} lr={config.lr} batch={config.batch_size}, {config.precision}")
     click.echo(f"{'epoch':>5} {'loss':>8} {'train err%':>10} {'test digit%':>11} {'test cmp%':>9} {'time s':>7}")
 
     def show(m, _state):
@@ -168,8 +201,9 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
 
 @main.command()
 @click.argument("space", required=False)
-@click.option("--output", "output_dir", default="outputs", show_default=True, type=click.Path(file_okay=False),
-              help="The folder `tune-digits search` wrote to; tables and figures go to its report/ folder.")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False),
+              help="The folder `tune-digits search` wrote to; tables and figures go to its report/ folder. "
+                   "Default: outputs/, or the committed reference/ results while outputs/ has none.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]),
               default="table", show_default=True,
               help="How tables are printed and written (a .csv copy of each table is always written).")
@@ -181,39 +215,62 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
                    "`none` for no figure. Default: ResNet's best configuration (SPACE's when given).")
 @click.option("--figure-format", "figure_formats", type=click.Choice(["png", "pdf", "svg"]), multiple=True,
               default=("png",), show_default=True, help="Figure file type. Repeatable.")
-def report(space, output_dir, fmt, compare, figure, figure_formats):
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Configurations of each Table I printed (the files have them all).")
+@click.option("--all", "show_all", is_flag=True, help="Print every configuration and column (wide).")
+def report(space, output_dir, fmt, compare, figure, figure_formats, top, show_all):
     """Print the paper's tables from search results, beside the paper's numbers; write them to OUTPUT/report/.
 
     Reads every experiment under OUTPUT/<space>/<name>/ (or only search space SPACE's, e.g. `tune-digits
-    report lenet`): Table I ranks each screen's configurations, Table II shows each space's best in the paper's
-    optimistic view (best epoch chosen on the test set) and an honest one (final epoch, or chosen on a
-    validation split), Tables III/IV repeat the paper's dropout and auxiliary-loss ablations, and Figure 1
-    draws mean ± std curves. Never needs Ray or a GPU. File names and columns: outputs/README.md, "Report files".
+    report lenet`): Table II shows each space's best in the paper's optimistic view (best epoch: the first of
+    lowest test digit error) and an honest one (final epoch, or chosen on a validation split), Tables III/IV
+    repeat the paper's dropout and auxiliary-loss ablations, a table sets the authors' setup beside the paper
+    and ours, Table I ranks each screen's configurations, and the last table says
+    which code and command made each result set; Figure 1 draws mean ± std curves. The printed tables fit 120
+    columns (the top 10 configurations of each ranking); the files keep every row and column. Never needs Ray
+    or a GPU. File names and columns: outputs/README.md, "Report files".
     """
-    from .report import run_report  # pandas only: no torch, no ray
+    from .report import WIDTH, View, default_results_dir, run_report  # pandas only: no torch, no ray
 
-    run_report(output_dir, space=space, fmt=fmt, compare=compare, figure=figure, figure_formats=figure_formats)
+    if output_dir is None:
+        output_dir, note = default_results_dir()
+        if note:
+            click.echo(f"note: {note}", err=True)
+    view = View() if show_all else View(top=top, width=WIDTH)
+    run_report(output_dir, space=space, fmt=fmt, compare=compare, figure=figure, figure_formats=figure_formats,
+               view=view)
+
+
+SPACES_DIR_HELP = ("A folder of your own search spaces (NAME.yaml), looked up before the shipped ones; "
+                   "TUNE_DIGITS_SPACES may list more folders.")
 
 
 @main.command()
-def spaces():
-    """List the search spaces in search_spaces/ with their grid sizes and trial counts per stage."""
+@click.option("--spaces-dir", type=click.Path(file_okay=False), help=SPACES_DIR_HELP)
+def spaces(spaces_dir):
+    """List the search spaces (yours, then those shipped with tune-digits) with their grid sizes, trial counts
+    per stage and where each file is."""
     from tabulate import tabulate
 
     from .spaces import list_spaces, load_space
 
     rows = []
-    for path in list_spaces():
+    for origin, path in list_spaces(spaces_dir):
         space = load_space(str(path))
         # The final stage runs only the best combination.
-        stages = "; ".join(f"{name}: {s.pairs} pairs × {s.seeds} seeds = "
-                           f"{(space.grid_size() if name == 'screen' else 1) * s.seeds} trials"
+        stages = "; ".join(f"{name} {s.pairs}×{s.seeds} → {(space.grid_size() if name == 'screen' else 1) * s.seeds}"
                            for name, s in space.stages.items())
-        rows.append([space.name, space.network, " × ".join(space.axes) or "(none)", space.grid_size(), stages])
-    click.echo(tabulate(rows, headers=["space", "network", "grid axes", "configs", "stages"]))
+        where = "shipped" if origin == "shipped" else str(path)
+        rows.append([space.name, space.network, " × ".join(space.axes) or "(none)", space.grid_size(), stages, where])
+    click.echo(tabulate(rows, headers=["space", "network", "grid axes", "configs",
+                                         "stages: pairs×seeds → runs", "from"]))
+    shipped = next((p.parent for o, p in list_spaces(spaces_dir) if o == "shipped"), None)
+    if shipped is not None:
+        click.echo(f"\nshipped spaces: {shipped}")
 
 
 @main.command()
+@option_panels(SEARCH_PANELS)
 @click.argument("space_name", metavar="SPACE")
 @click.option("--stage", type=click.Choice(["screen", "final"]),
               help="screen: every combination at the stage's size (350 pairs, a few seeds). final: only the best "
@@ -233,56 +290,63 @@ def spaces():
 @click.option("--vectorize", is_flag=True,
               help="Train the seeds of a trial as one batched model (torch.func.vmap); needs --seeds-per-trial 2+. "
                    "Dropout masks and float rounding differ from one seed per trial. See BENCHMARKS.md for when it pays.")
-@click.option("--search", "searcher", type=click.Choice(list(SEARCHERS)), default="grid", show_default=True,
-              help=help_text(SEARCHERS))
-@click.option("--num-samples", type=int, default=1, show_default=True,
-              help="Samples drawn by the searchers other than grid (grid: runs of the whole grid, each "
-                   "distribution drawn anew).")
-@click.option("--scheduler", type=click.Choice(list(SCHEDULERS)), default="fifo", show_default=True,
-              help=help_text(SCHEDULERS))
+@click.option("--search", "searcher", type=click.Choice(list(SEARCHERS)),
+              help="How configurations are chosen (default: the space's search: block, else grid). " + help_text(SEARCHERS))
+@click.option("--num-samples", type=int,
+              help="Configurations drawn by the searchers other than grid (required by them, unless the space's "
+                   "search: block gives samples); grid: runs of the whole grid, each distribution drawn anew.")
+@click.option("--scheduler", type=click.Choice(list(SCHEDULERS)),
+              help="When trials stop (default: the search: block's, else fifo). " + help_text(SCHEDULERS))
+@click.option("--metric", type=click.Choice(list(METRICS)),
+              help="What searchers and schedulers that choose minimise. Default val_error on a validation split "
+                   "(val_fraction 0.2 unless the space sets one); test_error chooses on the test set, with a warning.")
+@click.option("--log", "trackers", multiple=True, metavar="BACKEND",
+              help=f"Track the search in {', '.join(TRACKERS)} (Ray Tune's callbacks; repeatable; needs "
+                   f"'tune-digits[tracking]'). README: 'Watch a search'.")
 @click.option("--restart", is_flag=True, help="Start afresh: earlier results of this name move to OUTPUT/SPACE/.archive/.")
 @click.option("--dry-run", is_flag=True, help="Print the grid and the trial count; run nothing.")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
+@click.option("--spaces-dir", type=click.Path(file_okay=False), help=SPACES_DIR_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
 @cluster_options
 def search(space_name, stage, pairs, reps, epochs, settings, name, output, seeds_per_trial, vectorize, searcher,
-           num_samples, scheduler, restart, dry_run, data_dir, verbose, cluster):
-    """Run the Ray Tune grid of search space SPACE: a name in search_spaces/ or a path to a YAML file.
+           num_samples, scheduler, metric, trackers, restart, dry_run, data_dir, spaces_dir, verbose, cluster):
+    """Run the Ray Tune grid of search space SPACE: a name (`tune-digits spaces` lists them) or a YAML file.
 
-    Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`;
-    `tune-digits search resnet --reps 2 --epochs 5 --set 'blocks=[1, 2]' --dry-run`.
-    Rerunning the same search resumes it: finished trials are kept, interrupted ones continue.
+    Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`
+    (results in outputs/lenet/; `tune-digits report` shows them); `tune-digits search resnet --reps 2
+    --epochs 5 --set 'blocks=[1, 2]' --dry-run`. Rerunning the same search resumes it, after a Ctrl-C or a
+    crash: finished trials are kept, the others continue from their newest checkpoint, failed ones are retried.
+
+    \b
+    Exit status: 0 every trial finished; 1 bad input (one line on stderr);
+    2 some trials failed after their retries; 130 interrupted (Ctrl-C, or a
+    search that stopped before every trial ended): rerun the same command.
     """
-    from pathlib import Path
+    from .api import plan_space
+    from .provenance import command_line
+    from .search import Algorithm, Sizes, describe_plan, run_search
 
-    from .search import Algorithm, Sizes, describe_plan, plan_search, run_search
-    from .spaces import apply_overrides, load_space
-
-    space = load_space(space_name)
-    overrides = parse_option_values(settings)
-    if overrides:
-        space = apply_overrides(space, overrides)
-    best = None
-    if stage == "final":
-        from .report import best_configuration
-
-        best = best_configuration(Path(output) / space.name / "screen", space.name)
-    plan = plan_search(space, stage=stage, name=name, best=best, output=output,
-                       sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
-                       algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler),
-                       resources=cluster.resources,
-                       options=cluster.run_options(seeds_per_trial=seeds_per_trial, vectorize=vectorize))
+    plan = plan_space(space_name, stage, output=output, name=name, overrides=parse_option_values(settings),
+                      spaces_dir=spaces_dir, sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
+                      algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler, metric=metric),
+                      resources=cluster.resources,
+                      options=cluster.run_options(seeds_per_trial=seeds_per_trial, vectorize=vectorize, log=trackers))
     click.echo(describe_plan(plan))
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if dry_run:
         return
     outcome = run_search(plan, address=cluster.address, restart=restart, verbose=verbose, data_dir=data_dir,
-                         require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus,
-                         command=" ".join(["tune-digits", *sys.argv[1:]]),
+                         require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, command=command_line(),
                          echo=lambda line: click.echo(line, err=True))
-    _summarise(outcome, space.name)
+    _summarise(outcome, plan.space.name, output)
 
 
-def _summarise(outcome, space_name: str) -> None:
+def _summarise(outcome, space_name: str, output: str) -> None:
+    import shlex
+    from pathlib import Path
+
     from .report import ReportError, top_configurations
 
     for note in outcome.notes:
@@ -293,9 +357,12 @@ def _summarise(outcome, space_name: str) -> None:
         click.echo(top_configurations(outcome.experiment_dir, space_name))
     except ReportError as err:
         click.echo(f"(no summary: {err})")
-    click.echo(f"results: {outcome.experiment_dir}  →  tune-digits report {space_name}")
+    where = "" if Path(output) == Path("outputs") else f" --output {shlex.quote(str(output))}"
+    click.echo(f"results: {outcome.experiment_dir}  →  tune-digits report {space_name}{where}")
+    if outcome.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
     if outcome.failed:
-        sys.exit(2)
+        sys.exit(EXIT_FAILED_TRIALS)
 
 
 @main.command()
@@ -308,15 +375,24 @@ def _summarise(outcome, space_name: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]), default="table",
               show_default=True, help="Format of the final report.")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="fp32: the exact path of the committed results. bf16: forward passes under bfloat16 autocast, "
+                   "float32 weights (faster on CPUs with AVX-512 BF16; BENCHMARKS.md §7 measures its accuracy).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
 @cluster_options
-def reproduce(quick, output, only, fmt, data_dir, verbose, cluster):
+def reproduce(quick, output, only, fmt, data_dir, precision, verbose, cluster):
     """Run the paper's protocol for each of its networks: screen → best → final → report.
 
     Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
     Interrupted? Run the same command again: finished trials are kept.
+
+    \b
+    Exit status: 0 every trial finished; 1 bad input (one line on stderr);
+    2 some trials failed after their retries; 130 interrupted (Ctrl-C, or a
+    search that stopped before every trial ended): rerun the same command.
     """
     from .models import paper_models  # torch: imported here, not for --help, so --only is checked here too
+    from .provenance import command_line
     from .reproduce import CHECKPOINT_EVERY, reproduce as run
 
     networks = paper_models()
@@ -324,7 +400,11 @@ def reproduce(quick, output, only, fmt, data_dir, verbose, cluster):
     if unknown:
         raise UserError(f"--only {unknown[0]}: not one of the paper's networks ({', '.join(networks)})")
     output = output or ("outputs/quick" if quick else "outputs")
-    run(output, spaces=list(only) or networks, quick=quick, resources=cluster.resources,
-        options=cluster.run_options(checkpoint_every=CHECKPOINT_EVERY), address=cluster.address,
-        require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, data_dir=data_dir, verbose=verbose, fmt=fmt,
-        echo=lambda line: click.echo(line, err=True))
+    outcomes = run(output, spaces=list(only) or networks, quick=quick, resources=cluster.resources,
+                   options=cluster.run_options(checkpoint_every=CHECKPOINT_EVERY), address=cluster.address,
+                   require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, data_dir=data_dir, verbose=verbose,
+                   fmt=fmt, precision=precision, command=command_line(), echo=lambda line: click.echo(line, err=True))
+    if outcomes and outcomes[-1].interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    if any(o.failed for o in outcomes):
+        sys.exit(EXIT_FAILED_TRIALS)

@@ -27,6 +27,11 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 SPLIT_SIZES = {"train": 60_000, "test": 10_000}
+# Mean and (n - 1) std of every pixel of the 60,000 28×28 train images of the official files: the
+# authors' standardisation (`standardise="split"`), computed by `load_idx_folder` from IDX files.
+MNIST_TRAIN_MEAN = 33.318421449829934
+MNIST_TRAIN_STD = 78.56749081851163
+STANDARDISE = ("pairs", "split")
 
 
 class DataError(UserError):
@@ -41,6 +46,8 @@ class Mnist14:
     train_labels: np.ndarray  # (60000,) uint8
     test_sums: np.ndarray  # (10000, 14, 14) uint16
     test_labels: np.ndarray  # (10000,) uint8
+    train_mean: float = MNIST_TRAIN_MEAN  # of the 28×28 train split, before pooling
+    train_std: float = MNIST_TRAIN_STD
 
 
 class PairSet(NamedTuple):
@@ -98,8 +105,10 @@ def load_idx_folder(folder: str | os.PathLike) -> Mnist14:
             raise DataError(f"{folder}: {split} images and labels differ in count")
         if len(arrays[f"{split}_images"]) != size:
             raise DataError(f"{folder}: the {split} split has {len(arrays[f'{split}_images'])} images, not {size}")
-    return Mnist14(pool_sums(arrays["train_images"]), arrays["train_labels"].copy(),
-                   pool_sums(arrays["test_images"]), arrays["test_labels"].copy())
+    train = arrays["train_images"]
+    return Mnist14(pool_sums(train), arrays["train_labels"].copy(),
+                   pool_sums(arrays["test_images"]), arrays["test_labels"].copy(),
+                   float(train.mean(dtype=np.float64)), float(train.std(dtype=np.float64, ddof=1)))
 
 
 def load_asset(path: Path = ASSET) -> Mnist14:
@@ -141,20 +150,26 @@ def compare_target(classes: torch.Tensor) -> torch.Tensor:
 
 
 def generate_pair_sets(n: int, seed: int, data_dir: str | os.PathLike | None = None,
-                       n_test: int | None = None, mnist: Mnist14 | None = None) -> PairSet:
+                       n_test: int | None = None, mnist: Mnist14 | None = None,
+                       standardise: str = "pairs") -> PairSet:
     """`n` train pairs (train split) and `n_test` (default n) test pairs (test split), fixed by `seed`.
 
-    Inputs are standardised with the mean and std of the drawn train images, as SPEC §2 asks.
+    Inputs are standardised with the mean and std of the drawn train images, as SPEC §2 asks
+    (`standardise="pairs"`), or with those of the whole 28×28 train split before pooling, as the authors'
+    code does (`"split"`; pooling is linear, so standardising after it with the same numbers is the same).
     `mnist` (already loaded digits, e.g. shipped once to Ray workers) takes precedence over `data_dir`.
     """
     if n < 1:
         raise DataError(f"the number of pairs must be positive, got {n}")
+    if standardise not in STANDARDISE:
+        raise DataError(f"standardise must be one of {list(STANDARDISE)}, got {standardise!r}")
     n_test = n if n_test is None else n_test
     mnist = mnist if mnist is not None else load_mnist14(data_dir)
     generator = torch.Generator().manual_seed(seed)
     train_input, train_classes = _draw_pairs(mnist.train_sums, mnist.train_labels, n, generator)
     test_input, test_classes = _draw_pairs(mnist.test_sums, mnist.test_labels, n_test, generator)
-    mean, std = train_input.mean(), train_input.std()
+    mean, std = (train_input.mean(), train_input.std()) if standardise == "pairs" else \
+        (mnist.train_mean, mnist.train_std)
     return PairSet(
         (train_input - mean) / std, compare_target(train_classes), train_classes,
         (test_input - mean) / std, compare_target(test_classes), test_classes,

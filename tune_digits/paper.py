@@ -33,6 +33,20 @@ def order(names) -> list[str]:
 # (e.g. the weight-sharing study or `best`).
 BEST_ARCH: Final = "resnet"
 
+# The authors' own setup (their published code) as search spaces `authors_<net>`: each is compared with the
+# paper's row of its net, not with BEST_ARCH.
+AUTHORS_PREFIX: Final = "authors_"
+
+
+def reference(space: str) -> str:
+    """The paper's network a search space is compared with: itself, the net of an authors' profile, or the
+    paper's best net."""
+    if space in TABLE_II:
+        return space
+    net = space.removeprefix(AUTHORS_PREFIX)
+    return net if space.startswith(AUTHORS_PREFIX) and net in TABLE_II else BEST_ARCH
+
+
 # Table III: Linear 2×128, keyed by "with"/"without" dropout.
 TABLE_III: Final[dict[str, Row]] = {
     "without": {"train_error": (0.022, 0.101), "test_digit_error": (6.802, 0.608), "test_error": (4.590, 0.551)},

@@ -15,38 +15,50 @@ from typing import Callable
 from .report import best_configuration, run_report
 from .search import (Resources, RunOptions, SearchOutcome, Sizes, auto_seeds_per_trial, plan_search, ray_session,
                      run_search, trial_slots)
-from .spaces import apply_overrides, load_space
+from .spaces import Space, apply_overrides, load_space
 
 # The quick profile: small stages, and a 16-combination corner of ResNet's 300 (with the paper's best in it).
 QUICK_STAGES = {"screen": {"pairs": 300, "reps": 1, "epochs": 5}, "final": {"pairs": 1000, "reps": 2, "epochs": 10}}
-# Each trial checkpoint makes Tune save the whole experiment state; every 5 epochs halves Ray's overhead on
-# the protocol's short trials (BENCHMARKS.md §2), and an interrupted trial loses at most 4 epochs.
+# A checkpoint every 5 epochs halved Ray's overhead on the protocol's short trials when each one made Tune
+# save the whole experiment state (BENCHMARKS.md §2; trials now keep their own), and an interrupted trial
+# loses at most 4 epochs.
 CHECKPOINT_EVERY = 5
 QUICK_GRIDS = {"resnet": {"blocks": [1, 2], "channels": [8, 16], "kernel_size": [3, 7], "dropout": [False]}}
+
+
+def protocol_space(name: str, quick: bool = False, precision: str = "fp32") -> Space:
+    """The search space the protocol runs for `name`: the quick profile's grid with `quick`, and bf16 forward
+    passes with `precision="bf16"` (fp32 adds nothing, so experiments started before the option still resume)."""
+    space = load_space(name)
+    overrides = dict(QUICK_GRIDS.get(name, {})) if quick else {}
+    if precision != "fp32":
+        overrides["precision"] = precision
+    return apply_overrides(space, overrides) if overrides else space
 
 
 def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
               resources: Resources = Resources(), options: RunOptions = RunOptions(checkpoint_every=CHECKPOINT_EVERY),
               address: str | None = None, require_gpu: bool = False, num_cpus: int | None = None, data_dir=None,
-              verbose: bool = False, fmt: str = "table", echo: Callable[[str], None] = print) -> list[SearchOutcome]:
+              verbose: bool = False, fmt: str = "table", precision: str = "fp32", command: str | None = None,
+              echo: Callable[[str], None] = print) -> list[SearchOutcome]:
     """Screen, final stage and report for each search space in `spaces` (default: the paper's networks,
-    each the space of its own name). `resources` and `options` are what `search` takes (options' seed
-    grouping is chosen here, per stage); with `options.storage` each stage's tables are copied there too."""
+    each the space of its own name), every trial at `precision` (`fp32`: the exact path; `bf16`).
+    `resources` and `options` are `search`'s (the seed grouping is chosen here, per stage; with
+    `options.storage` the tables go there too). `command`: what search.json records (default: this call)."""
     from .models import paper_models
 
     spaces = paper_models() if spaces is None else spaces
     output = Path(output)
     started = time.monotonic()
     outcomes = []
-    with ray_session(address, verbose, num_cpus):
+    output.mkdir(parents=True, exist_ok=True)
+    with ray_session(address, verbose, num_cpus, record=output / ".reproduce.ray"):
         # Seeds are grouped into trials (trained in turn: the same numbers as one seed per trial) as far as
         # that keeps every trial slot busy: Ray's fixed cost per trial then falls on several runs
         # (BENCHMARKS.md §2).
         slots = trial_slots(resources)
         for name in spaces:
-            space = load_space(name)
-            if quick and name in QUICK_GRIDS:
-                space = apply_overrides(space, QUICK_GRIDS[name])
+            space = protocol_space(name, quick, precision)
             for stage in ("screen", "final"):
                 best = best_configuration(output / space.name / "screen", space.name) if stage == "final" else None
                 plan_stage = partial(plan_search, space, stage=stage, best=best, output=output, resources=resources,
@@ -57,7 +69,8 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
                      f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs) in {plan.num_trials} "
                      f"trials of up to {plan.options.seeds_per_trial} seed(s)")
                 outcome = run_search(plan, address=address, require_gpu=require_gpu, data_dir=data_dir,
-                                     verbose=verbose, command=f"tune-digits reproduce{' --quick' if quick else ''}", echo=echo)
+                                     verbose=verbose, command=command or _call(output, spaces, quick, precision),
+                                     echo=echo)
                 outcomes.append(outcome)
                 if outcome.interrupted:
                     echo("interrupted: rerun the same command to resume where it stopped")
@@ -65,3 +78,9 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
     echo(f"== all searches done in {(time.monotonic() - started) / 60:.1f} min; the report:")
     run_report(output, fmt=fmt)
     return outcomes
+
+
+def _call(output: Path, spaces: list[str], quick: bool, precision: str) -> str:
+    """This call, as search.json's command when Python called it rather than the CLI."""
+    return (f"tune_digits.reproduce.reproduce({str(output)!r}, spaces={spaces!r}, quick={quick}"
+            + (f", precision={precision!r})" if precision != "fp32" else ")"))

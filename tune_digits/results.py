@@ -7,7 +7,8 @@ One experiment is a folder `OUTPUT/<space>/<name>/` (outputs/README.md):
 - `epochs.csv`: every trial's rows together, written when the search ends.
 A row is one (trial, seed, epoch): the `ROW_HEAD` columns, then one column per config value.
 
-Format history. Version 1 (no `format_version` key) named the search space `arch` in search.json and the
+Format history. Columns added without a new version: `precision` and `train_eval` (absent: `fp32`, `every`;
+see `CONFIG_DEFAULTS`). Version 1 (no `format_version` key) named the search space `arch` in search.json and the
 network `arch` in the rows, LeNet's side-classifier weight `aux_loss_weight` and the pair strategies' digit
 loss weight `aux_weight`. Readers see every file in today's names (`upgrade_meta`, `CONFIG_RENAMES`).
 """
@@ -44,12 +45,23 @@ BOOKKEEPING = frozenset({"seed", "seeds", "threads"})
 # Old name → today's, for config keys (rows, search.json's fixed/grid/axes, YAML files, --set).
 CONFIG_RENAMES = {"arch": "network", "aux_loss_weight": "side_loss_weight", "aux_weight": "digit_loss_weight"}
 
+# Config columns added after results were committed, and what a row without one meant when it was written:
+# the float32 path, the training set measured every epoch. Readers fill them in (`read_rows`), so old and
+# new rows of the same setting read alike.
+CONFIG_DEFAULTS = {"precision": "fp32", "train_eval": "every"}
+
 # search.json keys. Written by search (`new_meta`), read by report and by a resuming search.
+# Provenance (tune_digits/provenance.py): `command` (as typed, shell-quoted), `commands` (every run of it,
+# resumes included), `code` (version, git_commit, git_dirty), `versions`, `machine`, `searcher_seed`.
+# Paths are relative to the experiment's folder (`ray_path`, a user's `space_file`) or name a shipped space
+# (`space_file` = tune_digits/search_spaces/<space>.yaml with `space_origin` = shipped): never absolute.
 META_KEYS = (
-    "format_version", "space", "network", "name", "stage", "space_file", "axes", "fixed", "grid", "seeds",
-    "seeds_per_trial", "vectorize", "num_trials", "search", "scheduler", "metric", "fingerprint", "command",
-    "versions", "machine", "resources", "ray_path", "started", "finished", "trials",
+    "format_version", "space", "network", "name", "stage", "space_file", "space_origin", "axes", "fixed", "grid",
+    "seeds", "seeds_per_trial", "vectorize", "num_trials", "search", "scheduler", "searcher_seed", "metric",
+    "fingerprint", "command", "commands", "code", "versions", "machine", "resources", "ray_path", "started",
+    "finished", "trials",
 )
+PROVENANCE_KEYS = ("command", "code", "versions", "machine", "started", "finished")
 
 
 class ResultsError(UserError):
@@ -111,6 +123,7 @@ def append_rows(experiment_dir: Path, trial_id: str, rows: list[dict], last_epoc
     path = experiment_dir / TRIALS_DIR / f"{trial_id}.csv"
     epoch = int(rows[0]["epoch"])
     if last_epoch is None and path.exists():
+        _drop_cut_line(path)
         last_epoch = newest_epoch(path)
     if last_epoch is not None and epoch <= last_epoch:
         _truncate(path, epoch)
@@ -121,6 +134,39 @@ def append_rows(experiment_dir: Path, trial_id: str, rows: list[dict], last_epoc
             writer.writeheader()
         writer.writerows(rows)
     return epoch
+
+
+def _drop_cut_line(path: Path) -> None:
+    """A driver killed while appending leaves a last line without its line end: drop that line."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        atomic_write(path, data[:data.rfind(b"\n") + 1].decode())
+
+
+def count_rows(experiment_dir: Path) -> dict[str, int]:
+    """trial id → the rows in its file (epochs × seeds reported so far)."""
+    counts = {}
+    for path in (experiment_dir / TRIALS_DIR).glob("*.csv"):
+        with path.open(newline="") as f:
+            counts[path.stem] = sum(1 for row in csv.DictReader(f) if row.get("epoch"))
+    return counts
+
+
+def move_rows(experiment_dir: Path, old_id: str, new_id: str) -> None:
+    """Trial `old_id`'s rows become trial `new_id`'s (a trial that replaces it, for the same run)."""
+    old = experiment_dir / TRIALS_DIR / f"{old_id}.csv"
+    if not old.exists():
+        return
+    _drop_cut_line(old)
+    with old.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, [{**r, "trial_id": new_id} for r in reader]
+    write_csv(old.with_name(f"{new_id}.csv"), fields, rows)
+    old.unlink()
+
+
+def drop_rows(experiment_dir: Path, trial_id: str) -> None:
+    (experiment_dir / TRIALS_DIR / f"{trial_id}.csv").unlink(missing_ok=True)
 
 
 def newest_epoch(path: Path) -> int | None:
@@ -224,7 +270,8 @@ def trial_config(entry) -> dict | None:
 
 
 def read_rows(path: Path, required=REQUIRED, default_trial: str = "epochs") -> list[dict[str, str]]:
-    """One result CSV as validated records of strings, in today's column names; raises BadFile.
+    """One result CSV as validated records of strings, in today's column names and with every column of
+    `CONFIG_DEFAULTS` (a missing one holds its default); raises BadFile.
 
     Plain `csv` rather than pandas: a search leaves hundreds of tiny trial files, and pandas' per-call
     overhead would dominate the report's run time."""
@@ -244,6 +291,9 @@ def read_rows(path: Path, required=REQUIRED, default_trial: str = "epochs") -> l
         rec = dict(zip(header, values))
         _check_record(rec, numeric, i)
         rec.setdefault("trial_id", default_trial)
+        for key, default in CONFIG_DEFAULTS.items():
+            if not rec.get(key):  # absent, or empty in an epochs.csv that joins older and newer trial files
+                rec[key] = default
         records.append(rec)
     return records
 

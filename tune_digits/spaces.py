@@ -1,19 +1,29 @@
-"""Search-space YAML → a validated `Space` (format: search_spaces/README.md). No Ray here."""
+"""Search-space YAML → a validated `Space` (format: search_spaces/README.md). No Ray here.
+
+Where spaces come from, first match wins: a path to a .yaml file; the user's folders (`--spaces-dir`, then
+the TUNE_DIGITS_SPACES folders); the spaces shipped inside the package. The repository's top-level
+`search_spaces/` is their source: the wheel ships it as `tune_digits/search_spaces/` (pyproject.toml's
+package-dir), read with importlib.resources; a checkout (editable install, PYTHONPATH) reads it in place.
+"""
 from __future__ import annotations
 
 import itertools
 import math
+import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from .errors import UserError
-from .train import ConfigError, TrainConfig, modern_names
+from .train import TRAIN_EVALS, ConfigError, TrainConfig, modern_names
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
-TOP_KEYS = {"network", "description", "fixed", "grid", "best", "stages"}
-STAGE_KEYS = {"pairs", "seeds", "epochs"}
+SPACES_ENV = "TUNE_DIGITS_SPACES"  # a folder of the user's own spaces (os.pathsep-separated for several)
+TOP_KEYS = {"network", "description", "fixed", "grid", "best", "stages", "search"}
+# The `search:` block (as in W&B sweep files): how the grid is searched by default; command-line flags win.
+SEARCH_KEYS = {"method": str, "metric": str, "samples": int, "scheduler": (str, dict)}
+STAGE_KEYS = {"pairs", "seeds", "epochs", "train_eval"}
 STAGES = ("screen", "final")
 DISTRIBUTIONS = {"choice", "uniform", "loguniform", "randint"}
 # Keys owned by the search itself: the seed axis and the trial's thread count.
@@ -29,6 +39,7 @@ class Stage:
     pairs: int
     seeds: int
     epochs: int | None = None
+    train_eval: str | None = None  # None: the stage's default (search/plan.py: final-only for a screen)
 
 
 @dataclass
@@ -41,6 +52,9 @@ class Space:
     grid: dict = field(default_factory=dict)  # key → list (grid axis) or {distribution: args}
     best: dict = field(default_factory=dict)
     stages: dict[str, Stage] = field(default_factory=dict)
+    origin: str = "path"  # "shipped", "folder" (a user's spaces folder) or "path" (a file named on its own)
+    # method, metric, samples, scheduler (a name) and settings (the scheduler's); names checked by the plan
+    search: dict = field(default_factory=dict)
 
     @property
     def axes(self) -> list[str]:
@@ -58,26 +72,52 @@ class Space:
         return any(isinstance(v, dict) for v in self.grid.values())
 
 
-def list_spaces(folder: Path = SPACES_DIR) -> list[Path]:
-    return sorted(folder.glob("*.yaml"))
+def shipped_dir() -> Path:
+    """The spaces shipped with tune-digits: package data in an installed wheel, else the checkout's folder."""
+    packaged = resources.files("tune_digits") / "search_spaces"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "search_spaces"
 
 
-def resolve_space_path(name_or_path: str, folder: Path = SPACES_DIR) -> Path:
-    """`resnet` → search_spaces/resnet.yaml; a path to a YAML file is taken as is."""
+SPACES_DIR = shipped_dir()
+
+
+def space_folders(spaces_dir: str | Path | None = None) -> list[tuple[str, Path]]:
+    """(origin, folder) in the order names are looked up: the user's folders first, the shipped one last."""
+    user = [Path(spaces_dir)] if spaces_dir else []
+    user += [Path(p) for p in os.environ.get(SPACES_ENV, "").split(os.pathsep) if p.strip()]
+    for folder in user:
+        if not folder.is_dir():
+            raise SpaceError(f"{folder}: no such folder of search spaces (from --spaces-dir or {SPACES_ENV})")
+    return [*(("folder", f) for f in user), ("shipped", SPACES_DIR)]
+
+
+def list_spaces(spaces_dir: str | Path | None = None) -> list[tuple[str, Path]]:
+    """Every space found, (origin, file), sorted by name; a user's space hides a shipped one of its name."""
+    found: dict[str, tuple[str, Path]] = {}
+    for origin, folder in space_folders(spaces_dir):
+        for path in sorted(folder.glob("*.yaml")):
+            found.setdefault(path.stem, (origin, path))
+    return [found[name] for name in sorted(found)]
+
+
+def resolve_space_path(name_or_path: str, spaces_dir: str | Path | None = None) -> tuple[str, Path]:
+    """`resnet` → (origin, its file) from the user's folders or the shipped ones; a .yaml path is taken as is."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml"):
         if not candidate.is_file():
             raise SpaceError(f"{candidate}: no such search-space file")
-        return candidate
-    path = folder / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = ", ".join(p.stem for p in list_spaces(folder)) or "none"
-        raise SpaceError(f"unknown search space '{name_or_path}'; known: {known} (or give a path to a .yaml file)")
-    return path
+        return "path", candidate
+    for origin, path in list_spaces(spaces_dir):
+        if path.stem == name_or_path:
+            return origin, path
+    known = ", ".join(path.stem for _, path in list_spaces(spaces_dir)) or "none"
+    raise SpaceError(f"unknown search space '{name_or_path}'; known: {known} (or give a path to a .yaml file)")
 
 
-def load_space(name_or_path: str, folder: Path = SPACES_DIR) -> Space:
-    path = resolve_space_path(name_or_path, folder)
+def load_space(name_or_path: str, spaces_dir: str | Path | None = None) -> Space:
+    origin, path = resolve_space_path(name_or_path, spaces_dir)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -86,7 +126,9 @@ def load_space(name_or_path: str, folder: Path = SPACES_DIR) -> Space:
         raise SpaceError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
     except OSError as err:
         raise SpaceError(f"{path}: cannot read: {err.strerror}") from None
-    return parse_space(raw, path)
+    space = parse_space(raw, path)
+    space.origin = origin
+    return space
 
 
 def parse_space(raw, path: Path) -> Space:
@@ -101,7 +143,7 @@ def parse_space(raw, path: Path) -> Space:
             fail(key, f"unknown key; allowed: {', '.join(sorted(TOP_KEYS))}")
     if "network" not in raw:
         fail("network", "missing (the network: linear, lenet, resnet or alexnet)")
-    for key in ("fixed", "grid", "best", "stages"):
+    for key in ("fixed", "grid", "best", "stages", "search"):
         if raw.get(key) is not None and not isinstance(raw[key], dict):
             fail(key, "must be a mapping")
     if raw.get("description") is not None and not isinstance(raw["description"], str):
@@ -131,10 +173,20 @@ def parse_space(raw, path: Path) -> Space:
             _check_distribution(f"grid.{key}", values, fail)
         else:
             fail(f"grid.{key}", "must be a list of values or a distribution such as {loguniform: [1.0e-3, 1.0e-1]}")
-    # Every value must make a valid trial. Each fixed value and each grid value is checked on its own first,
-    # so the error names the key that is wrong; then together.
-    for key, value in space.fixed.items():
-        _check_config({key: value}, space.network, f"fixed.{key}", fail, value)
+    _check_values(space, fail)
+    space.stages = _parse_stages(raw.get("stages") or {}, fail)
+    space.search = _parse_search(raw.get("search") or {}, fail)
+    return space
+
+
+def _check_values(space: Space, fail) -> None:
+    """Every value must make a valid trial. Each fixed value and each grid value is checked on its own first,
+    so the error names the key that is wrong; then together."""
+    # A value valid only beside another fixed one (the authors' AlexNet needs dropout: false) is checked with
+    # the rest of `fixed`: each key alone only when they fail together.
+    if not _valid(space.fixed, space.network):
+        for key, value in space.fixed.items():
+            _check_config({key: value}, space.network, f"fixed.{key}", fail, value)
     _check_config(space.fixed, space.network, "fixed", fail)
     for key, values in space.grid.items():
         for value in _examples(values):
@@ -146,22 +198,49 @@ def parse_space(raw, path: Path) -> Space:
         if isinstance(space.grid[key], list) and space.best[key] not in space.grid[key]:
             fail(f"best.{key}", f"{space.best[key]!r} is not one of the grid's values {space.grid[key]}")
 
-    space.stages = _parse_stages(raw.get("stages") or {}, fail)
-    return space
+
+def _parse_search(block: dict, fail) -> dict:
+    """The `search:` block → {method, metric, samples, scheduler, settings}; `scheduler` is a name or a mapping
+    of `name` and the scheduler's settings (numbers)."""
+    for key, value in block.items():
+        kinds = SEARCH_KEYS.get(key)
+        if kinds is None:
+            fail(f"search.{key}", f"unknown key; allowed: {', '.join(sorted(SEARCH_KEYS))}")
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            fail(f"search.{key}", f"must be {'a positive integer' if kinds is int else 'a name'}, got {value!r}")
+    if block.get("samples", 1) < 1:
+        fail("search.samples", f"must be a positive integer, got {block['samples']!r}")
+    parsed = {k: v for k, v in block.items() if k != "scheduler"}
+    scheduler = block.get("scheduler")
+    if isinstance(scheduler, dict):
+        settings = dict(scheduler)
+        name = settings.pop("name", None)
+        if not isinstance(name, str):
+            fail("search.scheduler.name", "missing: the scheduler's name, e.g. {name: asha, grace_period: 2}")
+        for key, value in settings.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                fail(f"search.scheduler.{key}", f"must be a number, got {value!r}")
+        parsed.update(scheduler=name, settings=settings)
+    elif scheduler is not None:
+        parsed["scheduler"] = scheduler
+    return parsed
 
 
 def _parse_stages(stages: dict, fail) -> dict[str, Stage]:
-    """The `stages:` section: screen/final sizes, each a mapping of positive integers."""
+    """The `stages:` section: screen/final sizes (positive integers) and optionally `train_eval`."""
     parsed = {}
     for stage, spec in stages.items():
         if stage not in STAGES:
             fail(f"stages.{stage}", f"unknown stage; allowed: {', '.join(STAGES)}")
         if not isinstance(spec, dict):
-            fail(f"stages.{stage}", "must be a mapping with pairs, seeds (and optionally epochs)")
+            fail(f"stages.{stage}", "must be a mapping with pairs, seeds (and optionally epochs, train_eval)")
         for key, value in spec.items():
             if key not in STAGE_KEYS:
                 fail(f"stages.{stage}.{key}", f"unknown key; allowed: {', '.join(sorted(STAGE_KEYS))}")
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if key == "train_eval":
+                if value not in TRAIN_EVALS:
+                    fail(f"stages.{stage}.{key}", f"must be one of {', '.join(TRAIN_EVALS)}, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 fail(f"stages.{stage}.{key}", f"must be a positive integer, got {value!r}")
         if "pairs" not in spec or "seeds" not in spec:
             fail(f"stages.{stage}", "needs pairs and seeds")
@@ -198,6 +277,14 @@ def _examples(values) -> list:
     return list(args)
 
 
+def _valid(flat: dict, network: str) -> bool:
+    try:
+        TrainConfig.from_flat({**flat, "network": network})
+    except UserError:
+        return False
+    return True
+
+
 def _check_config(flat: dict, network: str, key: str, fail, value=None) -> None:
     try:
         TrainConfig.from_flat({**flat, "network": network})
@@ -228,11 +315,19 @@ def _modern_names(raw: dict, path: Path) -> dict:
     return raw
 
 
+def _search_block(search: dict) -> dict:
+    """A parsed `search:` block as the YAML writes it (the inverse of _parse_search)."""
+    block = {k: v for k, v in search.items() if k != "settings"}
+    if search.get("settings"):
+        block["scheduler"] = {"name": search["scheduler"], **search["settings"]}
+    return block
+
+
 def apply_overrides(space: Space, overrides: dict) -> Space:
     """`--set key=value`: a list replaces a grid axis, a scalar fixes the key (removing it from the grid)."""
     raw = {"network": space.network, "description": space.description, "fixed": dict(space.fixed),
            "grid": dict(space.grid), "best": dict(space.best),
-           "stages": {k: vars(v) for k, v in space.stages.items()}}
+           "stages": {k: vars(v) for k, v in space.stages.items()}, "search": _search_block(space.search)}
     for key, value in overrides.items():
         if key in RESERVED:
             raise SpaceError(f"--set {key}: use --reps for seeds and --cpus-per-trial for threads")
@@ -247,6 +342,8 @@ def apply_overrides(space: Space, overrides: dict) -> Space:
             raw["fixed"][key] = value
     raw["stages"] = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in raw["stages"].items()}
     try:
-        return parse_space(raw, space.path)
+        changed = parse_space(raw, space.path)
     except SpaceError as err:
         raise SpaceError(f"after --set: {err}") from None
+    changed.origin = space.origin
+    return changed

@@ -4,6 +4,11 @@ from torch import nn
 from ..errors import UserError
 
 
+# `variant`: our reading of the paper, or the layers of the authors' published code
+# (github.com/Arturjssln/DeepLearningProject, Proj1/src/net.py), rebuilt here in our style.
+VARIANTS = ("ours", "authors")
+
+
 class ModelOptionError(UserError, ValueError):
     """A model option the architecture cannot use."""
 

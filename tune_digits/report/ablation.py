@@ -96,7 +96,7 @@ def compare_table(analyses: Sequence[Analysis], option: str) -> Table:
             f"* = lowest mean; Δ, 95% CI (Welch) and p (Welch t-test) vs that value; n = repetitions. "
             + "; ".join(f"{a.exp.label}: {protocol(a.configs)}" for a in used) + ".")
     return Table(f"compare_{safe(option)}", f"Comparison — {option}", rule, data, _compare_display(option, data),
-                 notes)
+                 notes, optional=("95% CI", "train error", "test digit error", "configs", "p (Welch)"))
 
 
 def _compare_rows(a: Analysis, option: str, notes: list[str]) -> list[dict[str, Any]]:
@@ -188,4 +188,5 @@ def _ablation(a: Analysis, option: str, at_best: pd.DataFrame, spec: PaperAblati
             f"epoch views. * = lower mean in that view; Δ, 95% CI (Welch) and p (Welch t-test) vs it. "
             f"Paper ({spec.paper_text}): 20 repetitions, 1,000 pairs, 25 epochs, best-epoch view. "
             f"{protocol(at_best)}.")
-    return Table(spec.name, spec.title, rule, data, display, experiment_notes(a, at_best))
+    return Table(spec.name, spec.title, rule, data, display, experiment_notes(a, at_best),
+                 optional=("95% CI", "train", "test digit", "p (Welch)", "Δ vs best"))

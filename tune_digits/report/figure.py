@@ -12,6 +12,7 @@ import pandas as pd
 from .. import paper, results
 from .analysis import Analysis, by_space
 from .load import ReportError, fmt_value, value_order
+from .stats import grouped_mean_std
 
 if TYPE_CHECKING:  # matplotlib is imported only when drawing
     from matplotlib.figure import Figure
@@ -80,8 +81,7 @@ def figure_curves(target: FigureTarget) -> pd.DataFrame:
     g = rows.groupby("epoch")
     out = pd.DataFrame({"n": g.size()})
     for m in results.CURVES:
-        out[f"{m}_mean"] = g[m].mean()
-        out[f"{m}_std"] = g[m].std(ddof=1)
+        out[f"{m}_mean"], out[f"{m}_std"] = grouped_mean_std(g, m)
     return out.reset_index()
 
 
@@ -97,11 +97,18 @@ def draw_figure(curves: pd.DataFrame, title: str) -> "Figure":
         mean, std = curves[f"{m}_mean"].to_numpy(float), curves[f"{m}_std"].fillna(0).to_numpy(float)
         ax.set_title(METRIC_LABELS[m])
         ax.grid(alpha=0.3)
-        if np.isnan(mean).all():  # e.g. strategies without digit outputs
+        measured = ~np.isnan(mean)
+        if not measured.any():  # e.g. strategies without digit outputs
             ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
             continue
-        ax.plot(x, mean, color="C0", label="mean")
-        ax.fill_between(x, mean - std, mean + std, color="C0", alpha=0.25, linewidth=0, label="± std")
+        if measured.all():
+            ax.plot(x, mean, color="C0", label="mean")
+            ax.fill_between(x, mean - std, mean + std, color="C0", alpha=0.25, linewidth=0, label="± std")
+            continue
+        # Some epochs only (a screen's training error, `train_eval: final`): points with error bars, no line.
+        ax.errorbar(x[measured], mean[measured], yerr=std[measured], fmt="o", color="C0", capsize=3)
+        ax.text(0.5, 0.5, f"measured at epoch {', '.join(str(int(e)) for e in x[measured])} only", ha="center",
+                va="center", transform=ax.transAxes, color="0.4")
     for ax in axes[2:]:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -16,6 +16,10 @@ from .. import paper, results
 from ..errors import UserError
 
 REPORT_DIR = "report"
+# Where results are: the user's searches write to OUTPUTS_DIR; the committed reference results (made by this
+# code, see reference/README.md) are in REFERENCE_DIR, which `tune-digits report` shows until OUTPUTS_DIR has any.
+OUTPUTS_DIR = "outputs"
+REFERENCE_DIR = "reference"
 
 
 class ReportError(UserError):
@@ -72,6 +76,18 @@ def load_results(output_dir: str | Path = "outputs", space: str | None = None) -
     if not experiments:
         raise ReportError(f"{root}: no experiment has reported an epoch yet ({'; '.join(notes)})")
     return Results(experiments, skipped, notes)
+
+
+def default_results_dir() -> tuple[Path, str | None]:
+    """The folder `tune-digits report` reads without --output, and a note when it is the reference results."""
+    outputs, reference = Path(OUTPUTS_DIR), Path(REFERENCE_DIR)
+    try:
+        _find_experiments(outputs)
+        return outputs, None
+    except ReportError:
+        if not reference.is_dir():
+            return outputs, None
+    return reference, f"no results in {OUTPUTS_DIR}/ yet: the committed reference results in {REFERENCE_DIR}/"
 
 
 def _find_experiments(root: Path) -> dict[str, list[Path]]:

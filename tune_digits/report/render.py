@@ -1,9 +1,14 @@
-"""Tables as text: plain table, markdown, csv, latex or json; and what the command prints."""
+"""Tables as text: plain table, markdown, csv, latex or json; and what the command prints.
+
+The files under report/ hold every row and column. What the command prints in table or markdown format is a
+`View`: ranked tables cut to their top rows, and optional columns left out until each line fits the width
+(the rows and columns left out are named under the table, with the file that has them)."""
 from __future__ import annotations
 
 import json
 import math
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,6 +19,7 @@ from .load import Results
 from .table import Table
 
 FORMATS = ("table", "markdown", "csv", "latex", "json")
+WIDTH = 120  # a terminal's width, in characters, that the printed report fits
 EXTENSIONS = {"table": "txt", "markdown": "md", "csv": "csv", "latex": "tex", "json": "json"}
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -44,25 +50,67 @@ def plain(frame: Any) -> str:
     return tabulate(frame, headers="keys", tablefmt="simple", showindex=False, disable_numparse=True)
 
 
-def render(t: Table, fmt: str) -> str:
-    """One table in one format (the text written to outputs/report/<name>.<ext>)."""
+@dataclass(frozen=True)
+class View:
+    """How much of a table is printed: `top` rows of a ranked table (None: all), lines of at most `width`."""
+
+    top: int | None = None
+    width: int | None = None
+
+
+FULL = View()
+
+
+def render(t: Table, fmt: str, view: View = FULL) -> str:
+    """One table in one format; with the default view, the text written to outputs/report/<name>.<ext>."""
     if fmt == "csv":
         return t.data.to_csv(index=False)
     if fmt == "json":
         return json.dumps(table_json(t), indent=2, allow_nan=False) + "\n"
-    if fmt == "markdown":
-        return _markdown(t)
     if fmt == "latex":
         return _latex(t)
-    notes = "".join(f"  - {n}\n" for n in t.notes)
-    return f"{t.title}\n{textwrap.fill(t.rule, width=110)}\n\n{plain(t.display_frame())}\n" + (
-        f"\n{notes}" if notes else "")
+    frame, left_out = _fitted(t, fmt, view)
+    notes = [*t.notes, *left_out]
+    if fmt == "markdown":
+        body = tabulate(frame, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+        return f"### {t.title}\n\n{t.rule}\n\n{body}\n" + ("\n" + "".join(f"- {n}\n" for n in notes) if notes else "")
+    wrap = view.width or 110
+    lines = "".join(textwrap.fill(n, width=wrap, initial_indent="  - ", subsequent_indent="    ") + "\n"
+                    for n in notes)
+    return f"{t.title}\n{textwrap.fill(t.rule, width=min(wrap, 110))}\n\n{plain(frame)}\n" + (
+        f"\n{lines}" if lines else "")
 
 
-def _markdown(t: Table) -> str:
-    body = tabulate(t.display_frame(), headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
-    notes = "".join(f"- {n}\n" for n in t.notes)
-    return f"### {t.title}\n\n{t.rule}\n\n{body}\n" + (f"\n{notes}" if notes else "")
+def _fitted(t: Table, fmt: str, view: View) -> tuple[Any, list[str]]:
+    """The display frame cut to the view, and a note for each thing left out."""
+    rows = view.top if t.ranked and view.top is not None else None
+    frame = t.display_frame(rows)
+    left_out = []
+    if rows is not None and len(t.data) > rows:
+        left_out.append(f"top {rows} of {len(t.data)} shown (--top N, --all); every row: report/{t.name}.csv")
+    dropped = []
+    for header in t.optional:
+        if view.width is None or _width(frame, fmt) <= view.width:
+            break
+        if header in frame.columns:
+            frame = frame.drop(columns=header)
+            dropped.append(header)
+    if dropped:
+        left_out.append(f"not shown to fit {view.width} columns: {', '.join(dropped)} (in report/{t.name}.csv)")
+    excess = 0 if view.width is None else _width(frame, fmt) - view.width
+    last = frame.columns[-1] if len(frame.columns) and len(frame) else None
+    keep = 0 if last is None else max(12, max(len(v) for v in frame[last]) - excess)
+    if excess > 0 and last is not None and any(len(v) > keep for v in frame[last]):
+        # Still too wide: shorten the last column's longest cells (a command, say).
+        frame[last] = [v if len(v) <= keep else v[:keep - 1] + "…" for v in frame[last]]
+        left_out.append(f"'{last}' shortened to fit (whole in report/{t.name}.csv)")
+    return frame, left_out
+
+
+def _width(frame: Any, fmt: str) -> int:
+    text = tabulate(frame, headers="keys", tablefmt="github" if fmt == "markdown" else "simple", showindex=False,
+                    disable_numparse=True)
+    return max(len(line) for line in text.splitlines())
 
 
 def _latex(t: Table) -> str:
@@ -76,8 +124,10 @@ def _latex(t: Table) -> str:
             + "\n".join(lines) + "\n\\bottomrule\n\\end{tabular}\n\\end{table}\n" + notes)
 
 
-def render_all(tables: Sequence[Table], fmt: str, results: Results, written: Sequence[Path]) -> str:
-    """What the command prints: every table, then skipped files and the files written."""
+def render_all(tables: Sequence[Table], fmt: str, results: Results, written: Sequence[Path],
+               view: View = FULL) -> str:
+    """What the command prints: every table (table and markdown: as `view` shows them), then skipped files,
+    notes and the files written."""
     extra = [f"skipped unreadable file {s}" for s in results.skipped] + results.notes
     if fmt == "json":
         return json.dumps({"tables": [table_json(t) for t in tables], "skipped": results.skipped,
@@ -87,12 +137,18 @@ def render_all(tables: Sequence[Table], fmt: str, results: Results, written: Seq
         blocks = [f"# {t.title}\n# {t.rule}\n{render(t, 'csv')}" for t in tables]
         tail = "".join(f"# {line}\n" for line in extra)
         return "\n".join(blocks) + tail
-    out = "\n".join(render(t, fmt) for t in tables)
+    out = "\n".join(render(t, fmt, view) for t in tables)
     if fmt == "latex":
         return out + "".join(f"% {line}\n" for line in extra) + "".join(f"% wrote {p}\n" for p in written)
-    bullet = "- " if fmt == "markdown" else "  "
-    if extra:
-        out += "\n" + "".join(f"{bullet}{line}\n" for line in extra)
+    if fmt == "markdown":
+        if written:
+            extra.append(f"Written to `{written[0].parent}`: " + ", ".join(f"`{p.name}`" for p in written))
+        return out + ("\n" + "".join(f"- {line}\n" for line in extra) if extra else "")
+    wrap = view.width or 110
+    out += "\n" if extra else ""
+    for line in extra:
+        out += textwrap.fill(line, width=wrap, initial_indent="  ", subsequent_indent="    ") + "\n"
     if written:
-        out += f"\nWritten to {written[0].parent}: " + ", ".join(p.name for p in written) + "\n"
+        out += "\n" + textwrap.fill(f"Written to {written[0].parent}: " + ", ".join(p.name for p in written),
+                                    width=wrap, subsequent_indent="  ") + "\n"
     return out

@@ -13,17 +13,22 @@ from .analysis import analyse
 from .figure import FIGURE_FORMATS, FigureTarget, figure_target, write_figure
 from .load import REPORT_DIR, ReportError, load_experiment, load_results
 from .ranking import ranking_table
-from .render import EXTENSIONS, FORMATS, plain, render, render_all
+from .render import EXTENSIONS, FORMATS, WIDTH, View, plain, render, render_all
 from .table import Table
 from .tables import build_tables
+
+TOP = 10  # configurations of each ranking that the printed report shows
 
 
 def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt: str = "table",
                compare: str | None = None, figure: str | None = None,
-               figure_formats: Sequence[str] = ("png",), out: IO[str] | None = None) -> list[Path]:
+               figure_formats: Sequence[str] = ("png",), out: IO[str] | None = None,
+               view: View = View(top=TOP, width=WIDTH)) -> list[Path]:
     """Print the report of `output_dir`'s results in `fmt` and write each table (as `fmt` and as csv) and
     Figure 1 under `output_dir/report/`. `figure`: None = the default figure (none with `compare`),
-    "none" = no figure, else SPACE[/NAME][:OPTION=VALUE,...]. Returns the paths written.
+    "none" = no figure, else SPACE[/NAME][:OPTION=VALUE,...]. What is printed in table or markdown format is
+    cut to `view` (the top rows of each ranking, lines that fit its width); the files hold everything.
+    Returns the paths written.
 
     `output_dir` may be a search's --storage: a folder, a file:// URI (read in place) or remote storage
     (s3://, gs://: the tables are read into a temporary folder, the report is written back to URI/report/)."""
@@ -31,7 +36,7 @@ def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt
     folder = storage.local_path(output_dir)
     if folder is None:
         return _report_remote(str(output_dir), out, space=space, fmt=fmt, compare=compare, figure=figure,
-                              figure_formats=figure_formats)
+                              figure_formats=figure_formats, view=view)
     output_dir = folder
     if fmt not in FORMATS:
         raise ReportError(f"unknown format '{fmt}' (choose one of {', '.join(FORMATS)})")
@@ -46,7 +51,7 @@ def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt
     draw = wanted or (figure is None and not compare)
     target = figure_target(analyses, figure if wanted else None, space) if draw else None
     written = _write(Path(output_dir) / REPORT_DIR, tables, fmt, target, figure_formats)
-    out.write(render_all(tables, fmt, found, written))
+    out.write(render_all(tables, fmt, found, written, view))
     return written
 
 

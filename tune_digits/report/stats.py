@@ -34,3 +34,11 @@ def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
     # warning about near-constant samples: 3 seeds often tie exactly on 350 test pairs.
     p = float(2 * stats.t.sf(abs(diff) / se, df))
     return diff, diff - half, diff + half, p
+
+
+def grouped_mean_std(groups, metric: str):
+    """Per group of a pandas groupby, mean and sample std of `metric` over all its members: NaN where a member
+    lacks the value (a screen measures the training error at its final epoch only), never a mean over some."""
+    values = groups[metric]
+    whole = values.count() == groups.size()
+    return values.mean().where(whole), values.std(ddof=1).where(whole)

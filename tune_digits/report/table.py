@@ -12,7 +12,7 @@ from .analysis import Analysis
 from .load import Experiment, fmt_value
 
 VIEW_LABELS = {
-    "best_epoch": "test-selected (paper, optimistic)",
+    "best_epoch": "test-selected (paper)",  # optimistic: the rules say so
     "final_epoch": "final epoch (honest)",
     "val_epoch": "val-selected (honest)",
 }
@@ -35,9 +35,13 @@ class Table:
     data: pd.DataFrame
     display: list[Column]
     notes: list[str] = field(default_factory=list)
+    # Display headers a narrow view may leave out, the first given first (the files keep every column).
+    optional: tuple[str, ...] = ()
+    ranked: bool = False  # one row per configuration, best first: a printed view may show the top rows only
 
-    def display_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({h: [f(r) for _, r in self.data.iterrows()] for h, f in self.display})
+    def display_frame(self, rows: int | None = None) -> pd.DataFrame:
+        data = self.data if rows is None else self.data.head(rows)
+        return pd.DataFrame({h: [f(r) for _, r in data.iterrows()] for h, f in self.display})
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ from typing import Sequence
 from .. import paper
 from .ablation import PaperAblation, ablation_table, compare_table
 from .analysis import Analysis
+from .origin import origin_table
 from .ranking import best_table, ranking_table
+from .setups import setups_table
 from .table import TABLES, NotBuilt, Table, register_table
 
 # The option names that switch the paper's ablations, in order of preference (see models/ and train.py).
@@ -18,14 +20,9 @@ TABLE_IV = PaperAblation("lenet", ("aux_loss", "digit_loss_weight", "side_loss_w
                          "LeNet k=5 + batch norm, Table IV")
 
 
-@register_table("table1_ranking")
-def table1(analyses: Sequence[Analysis]) -> list[Table]:
-    """Table I: one per screen, or per experiment with more than one configuration."""
-    return [ranking_table(a) for a in analyses if a.exp.stage == "screen" or len(a.configs) > 1]
-
-
 @register_table("table2_best")
 def table2(analyses: Sequence[Analysis]) -> Table:
+    """Table II first: the summary, beside the paper."""
     return best_table(analyses)
 
 
@@ -37,6 +34,23 @@ def table3(analyses: Sequence[Analysis]) -> Table | None:
 @register_table(TABLE_IV.name)
 def table4(analyses: Sequence[Analysis]) -> Table | None:
     return paper_ablation(analyses, TABLE_IV)
+
+
+@register_table("table5_setups")
+def table5(analyses: Sequence[Analysis]) -> Table | None:
+    return setups_table(analyses)
+
+
+@register_table("table1_ranking")
+def table1(analyses: Sequence[Analysis]) -> list[Table]:
+    """Table I: one per screen, or per experiment with more than one configuration."""
+    return [ranking_table(a) for a in analyses if a.exp.stage == "screen" or len(a.configs) > 1]
+
+
+@register_table("provenance")
+def provenance(analyses: Sequence[Analysis]) -> Table:
+    """Last: which code and command made each result set."""
+    return origin_table(analyses)
 
 
 def paper_ablation(analyses: Sequence[Analysis], spec: PaperAblation) -> Table | None:

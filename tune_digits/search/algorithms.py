@@ -26,20 +26,27 @@ class AlgorithmSpec:
     needs_metric: bool = False  # it ranks trials: Tune gives it the plan's metric, to minimise
     exhaustive: bool = False  # (searchers) the grid's lists are crossed, every combination; else sampled
     stops_early: bool = False  # (schedulers) it may end a trial before its last epoch
+    settings: tuple[str, ...] = ()  # (schedulers) what a space's `search: {scheduler: {name: ..., KEY: ...}}` may set
+    package: str | None = None  # the Python package it needs, checked at plan time (then the extra of that name)
+    needs_axis: tuple[str, ...] = ()  # (schedulers) at least one of these must be a grid axis (what PBT mutates)
+    exploits: bool = False  # (schedulers) trials continue from other trials' Tune checkpoints (PBT)
 
 
 SEARCHERS: dict[str, AlgorithmSpec] = {}
 SCHEDULERS: dict[str, AlgorithmSpec] = {}
 
 
-def register_searcher(name: str, *, exhaustive: bool = False, needs_metric: bool = False):
+def register_searcher(name: str, *, exhaustive: bool = False, needs_metric: bool = False, package: str | None = None):
     """Register `make(plan) -> search algorithm or None` as `--search NAME`."""
-    return _register(SEARCHERS, name, exhaustive=exhaustive, needs_metric=needs_metric)
+    return _register(SEARCHERS, name, exhaustive=exhaustive, needs_metric=needs_metric, package=package)
 
 
-def register_scheduler(name: str, *, stops_early: bool = False, needs_metric: bool = False):
-    """Register `make(plan) -> trial scheduler or None` as `--scheduler NAME`."""
-    return _register(SCHEDULERS, name, stops_early=stops_early, needs_metric=needs_metric)
+def register_scheduler(name: str, *, stops_early: bool = False, needs_metric: bool = False,
+                       settings: tuple[str, ...] = (), needs_axis: tuple[str, ...] = (), exploits: bool = False):
+    """Register `make(plan) -> trial scheduler or None` as `--scheduler NAME`; `settings`: the keys a space's
+    search: block may set, read by `make` from `plan.algorithm.settings`."""
+    return _register(SCHEDULERS, name, stops_early=stops_early, needs_metric=needs_metric, settings=settings,
+                     needs_axis=needs_axis, exploits=exploits)
 
 
 def _register(table: dict[str, AlgorithmSpec], name: str, **flags):
@@ -66,6 +73,17 @@ def _lookup(table: dict[str, AlgorithmSpec], kind: str, name: str) -> AlgorithmS
     return table[name]
 
 
+def check_package(spec: AlgorithmSpec, option: str) -> None:
+    """A searcher whose package is not installed fails at plan time, naming the extra that installs it."""
+    import importlib.util
+
+    if spec.package and importlib.util.find_spec(spec.package) is None:
+        from .plan import SearchError
+
+        raise SearchError(f"{option} {spec.name} needs {spec.package}: pip install -c constraints.txt "
+                          f"'tune-digits[{spec.package}]'")
+
+
 def help_text(table: dict[str, AlgorithmSpec]) -> str:
     """`name: description` of each entry, for the CLI's help."""
     return " ".join(f"{spec.name}: {spec.description}." for spec in table.values())
@@ -87,17 +105,26 @@ def _random(plan: SearchPlan):
     return None  # Tune's variant generator samples choice/uniform/... axes
 
 
-@register_searcher("optuna", needs_metric=True)
+@register_searcher("optuna", needs_metric=True, package="optuna")
 def _optuna(plan: SearchPlan):
-    """NUM_SAMPLES draws guided by Optuna's Bayesian search (needs the optuna extra)"""
-    try:
-        from ray.tune.search.optuna import OptunaSearch
-        import optuna  # noqa: F401
-    except ImportError:
-        from .plan import SearchError
+    """NUM_SAMPLES draws guided by Optuna's TPE (Bayesian), seeded by the first seed"""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
 
-        raise SearchError("--search optuna needs optuna: pip install -c constraints.txt 'tune-digits[optuna]'") from None
-    return OptunaSearch()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study and trial
+    return OptunaSearch(seed=plan.seeds[0])
+
+
+@register_searcher("hyperopt", needs_metric=True, package="hyperopt")
+def _hyperopt(plan: SearchPlan):
+    """NUM_SAMPLES draws guided by HyperOpt's TPE, seeded by the first seed"""
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    return HyperOptSearch(random_state_seed=plan.seeds[0])
+
+
+def _setting(plan: SearchPlan, key: str, default):
+    return plan.algorithm.settings.get(key, default)
 
 
 @register_scheduler("fifo")
@@ -106,12 +133,53 @@ def _fifo(plan: SearchPlan):
     return None
 
 
-@register_scheduler("asha", stops_early=True, needs_metric=True)
+@register_scheduler("asha", stops_early=True, needs_metric=True, settings=("grace_period", "reduction_factor"))
 def _asha(plan: SearchPlan):
-    """stops poor trials early (on val_error when val_fraction is set)"""
+    """stops poor trials early, at rungs (asynchronous successive halving)"""
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(time_attr="epoch", max_t=plan.epochs, grace_period=max(1, plan.epochs // 5))
+    return ASHAScheduler(time_attr="epoch", max_t=plan.epochs,
+                         grace_period=_setting(plan, "grace_period", max(1, plan.epochs // 5)),
+                         reduction_factor=_setting(plan, "reduction_factor", 4))
+
+
+@register_scheduler("hyperband", stops_early=True, needs_metric=True, settings=("reduction_factor",))
+def _hyperband(plan: SearchPlan):
+    """pauses and stops trials in brackets of successive halving (synchronous HyperBand)"""
+    from ray.tune.schedulers import HyperBandScheduler
+
+    return HyperBandScheduler(time_attr="epoch", max_t=plan.epochs,
+                              reduction_factor=_setting(plan, "reduction_factor", 3))
+
+
+@register_scheduler("median", stops_early=True, needs_metric=True, settings=("grace_period", "min_samples"))
+def _median(plan: SearchPlan):
+    """stops a trial whose best result is worse than the median of the others' running means"""
+    from ray.tune.schedulers import MedianStoppingRule
+
+    return MedianStoppingRule(time_attr="epoch", grace_period=_setting(plan, "grace_period", 1),
+                              min_samples_required=_setting(plan, "min_samples", 3))
+
+
+# The values Population Based Training may mutate: torch reads them from the optimiser, so a trial that
+# continues from another's checkpoint (exploit) takes its own new values (train/engines.py).
+PBT_MUTABLE = ("lr", "weight_decay")
+
+
+@register_scheduler("pbt", stops_early=True, needs_metric=True, needs_axis=PBT_MUTABLE, exploits=True,
+                    settings=("perturbation_interval", "quantile_fraction", "resample_probability"))
+def _pbt(plan: SearchPlan):
+    """Population Based Training: poor trials continue from a good one's checkpoint with lr/weight_decay mutated"""
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    # A list mutates to a neighbouring value; a distribution is resampled or scaled by 0.8/1.2.
+    mutations = {key: plan.grid[key] if isinstance(plan.grid[key], list) else _domain(plan.grid[key], crossed=False)
+                 for key in PBT_MUTABLE if key in plan.grid}
+    return PopulationBasedTraining(
+        time_attr="epoch", hyperparam_mutations=mutations,
+        perturbation_interval=_setting(plan, "perturbation_interval", plan.options.checkpoint_every),
+        quantile_fraction=_setting(plan, "quantile_fraction", 0.25),
+        resample_probability=_setting(plan, "resample_probability", 0.25))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -131,22 +199,25 @@ def param_space(plan: SearchPlan) -> dict:
     from ray import tune
 
     crossed = searcher(plan.algorithm.search).exhaustive
-
-    def axis(values):
-        if isinstance(values, list):
-            return tune.grid_search(values) if crossed else tune.choice(values)
-        kind, args = next(iter(values.items()))
-        return _DISTRIBUTIONS[kind](tune, args)
-
-    space = {**plan.trial_base(), **{k: axis(v) for k, v in plan.grid.items()}}
+    space = {**plan.trial_base(), **{k: _domain(v, crossed) for k, v in plan.grid.items()}}
+    # The seeds are never sampled: a searcher that samples gets every seed of a configuration in its one
+    # trial (plan.py groups them), so it sees one number per configuration, the mean over its seeds.
     if plan.options.seeds_per_trial > 1:
         groups = plan.seed_groups
         space["seeds"] = tune.grid_search(groups) if len(groups) > 1 else groups[0]
-    elif crossed or len(plan.seeds) > 1:
-        space["seed"] = tune.grid_search(plan.seeds) if crossed else tune.choice(plan.seeds)
     else:
-        space["seed"] = plan.seeds[0]
+        space["seed"] = tune.grid_search(plan.seeds) if len(plan.seeds) > 1 else plan.seeds[0]
     return space
+
+
+def _domain(values, crossed: bool):
+    """A grid axis in Tune's terms: a list is crossed (grid) or drawn from; a distribution is sampled."""
+    from ray import tune
+
+    if isinstance(values, list):
+        return tune.grid_search(values) if crossed else tune.choice(values)
+    kind, args = next(iter(values.items()))
+    return _DISTRIBUTIONS[kind](tune, args)
 
 
 def tune_config(plan: SearchPlan):

@@ -8,7 +8,7 @@ copies, with no public way to hand it new ones. So our callbacks carry nothing b
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ray import tune
 
@@ -23,6 +23,7 @@ class Session:
     plan: SearchPlan  # as it runs (resources after a GPU fallback)
     meta: dict  # search.json's contents, kept current by the ResultWriter
     show_progress: bool = True
+    rows: dict[str, int] = field(default_factory=dict)  # trial → rows in its file, kept by the ResultWriter
     mirror: Mirror | None = None  # copies the tables to --storage (None without one)
 
     @property

@@ -2,8 +2,8 @@
 a stage and the user's options → a `SearchPlan`. No Ray, no torch at import time.
 
 The options come in four groups, each checked on construction: `Sizes` (how big and how many),
-`Algorithm` (a registered searcher and scheduler), `Resources` (per trial, and how many at once) and
-`RunOptions` (checkpoints, retries, seed grouping, storage).
+`Algorithm` (a registered searcher and scheduler, the metric; selection.py), `Resources` (per trial, and how
+many at once) and `RunOptions` (checkpoints, retries, seed grouping, storage, tracking).
 """
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING
 from ..errors import UserError
 from ..results import CONFIG_RENAMES, SEARCH_JSON, ResultsError, read_meta
 from ..storage import normalize
-from .algorithms import scheduler, searcher
+from .algorithms import searcher
+from .selection import Algorithm, choose_metric, metric_line, resolve_algorithm
 
 if TYPE_CHECKING:
     from ..spaces import Space
 
 STAGES = ("screen", "final", "custom")
+MAX_TRAIN_PAIRS = 30_000  # MNIST's 60,000 train digits, two per pair (data.SPLIT_SIZES; TrainConfig checks both)
 
 
 class SearchError(UserError):
@@ -48,20 +50,9 @@ class Sizes:
 
     def __post_init__(self):
         _at_least(self, pairs=2, reps=1, epochs=1)
-
-
-@dataclass(frozen=True)
-class Algorithm:
-    """How configurations are chosen and stopped: names in the registries of `algorithms`."""
-
-    search: str = "grid"
-    num_samples: int = 1
-    scheduler: str = "fifo"
-
-    def __post_init__(self):
-        searcher(self.search)  # an unknown name fails with the known ones
-        scheduler(self.scheduler)
-        _at_least(self, num_samples=1)
+        if self.pairs is not None and self.pairs > MAX_TRAIN_PAIRS:
+            raise SearchError(f"--pairs must be at most {MAX_TRAIN_PAIRS:,}: MNIST's train split has "
+                              f"{2 * MAX_TRAIN_PAIRS:,} digits, two per pair; got {self.pairs:,}")
 
 
 @dataclass(frozen=True)
@@ -90,11 +81,15 @@ class RunOptions:
     seeds_per_trial: int = 1  # > 1: one trial trains that many seeds of a configuration (fit_replicas)
     vectorize: bool = False  # ... as one batched model
     storage: str | None = None  # Ray storage URI (a cluster's shared folder or bucket); None: the experiment's ray/
+    log: tuple[str, ...] = ()  # experiment trackers (tracking.py): tensorboard, mlflow, wandb
 
     def __post_init__(self):
         _at_least(self, checkpoint_every=1, seeds_per_trial=1)
         if self.storage:  # Ray wants it absolute (trials change their working directory)
             object.__setattr__(self, "storage", normalize(self.storage))
+        from .tracking import check_trackers
+
+        check_trackers(self.log)
 
 
 @dataclass
@@ -113,8 +108,9 @@ class SearchPlan:
     algorithm: Algorithm = field(default_factory=Algorithm)
     resources: Resources = field(default_factory=Resources)
     options: RunOptions = field(default_factory=RunOptions)  # seeds_per_trial at most the seeds
-    metric: str = "test_error"  # what searchers and schedulers that rank trials minimise
+    metric: str = "test_error"  # what searchers and schedulers that rank trials minimise (selection.py)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # printed on stderr too: e.g. choosing on the test set
 
     @property
     def network(self) -> str:
@@ -157,8 +153,12 @@ class SearchPlan:
                "search": self.algorithm.search, "num_samples": self.algorithm.num_samples,
                "scheduler": self.algorithm.scheduler}
         key["fixed"].pop("threads")
+        # What is measured, not what is trained: a screen started before `train_eval` existed still resumes.
+        key["fixed"].pop("train_eval", None)
         if self.options.seeds_per_trial > 1:  # other trials, so no resuming across a change (absent by default)
             key.update(seeds_per_trial=self.options.seeds_per_trial, vectorize=self.options.vectorize)
+        if self.algorithm.chooses:  # what is chosen on (absent for a plain grid, as before)
+            key.update(metric=self.metric, settings=self.algorithm.settings)
         return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -186,25 +186,35 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
         raise SearchError(f"{space.path}: no stages.{stage} section")
     fixed, grid, notes = dict(space.fixed), dict(space.grid), []
     if stage == "final":
-        grid, note = _final_grid(space, grid, best)
+        grid, note = _final_grid(space, grid, best, Path(output) / space.name / "screen")
         notes.append(note)
     pairs = sizes.pairs or (spec.pairs if spec else fixed.get("pairs", 1000))
     epochs = sizes.epochs or (spec.epochs if spec and spec.epochs else None) or fixed.get("epochs", 25)
     n_seeds = sizes.reps or (spec.seeds if spec else 1)
     fixed.pop("pairs", None)
     fixed.pop("epochs", None)
-    notes += _algorithm_notes(algorithm, grid, fixed)
-    options = _grouping(options, algorithm, n_seeds)
+    if "train_eval" not in fixed and "train_eval" not in grid:
+        # A screen ranks on the final epoch: its training error is measured then only, unless the space's stage
+        # or --set train_eval=every says otherwise. The final stage keeps every epoch (Figure 1).
+        train_eval = (spec.train_eval if spec else None) or ("final" if stage == "screen" else None)
+        if train_eval and train_eval != "every":
+            fixed["train_eval"] = train_eval
+    algorithm = resolve_algorithm(algorithm, space)
+    metric, metric_notes, warnings = choose_metric(algorithm, fixed, grid)
+    notes += _algorithm_notes(algorithm, grid) + metric_notes
+    options, grouping_note = _grouping(options, algorithm, n_seeds)
+    notes += grouping_note
     _check_trial_config(space, {**fixed, "pairs": pairs, "epochs": epochs})
     seeds = list(range(sizes.seed_offset, sizes.seed_offset + n_seeds))
     return SearchPlan(space=space, stage=stage, name=name or (stage if stage != "custom" else "default"),
                       pairs=pairs, epochs=epochs, seeds=seeds, fixed=fixed, grid=grid, output=Path(output).resolve(),
-                      algorithm=algorithm, resources=resources, options=options,
-                      metric="val_error" if fixed.get("val_fraction") else "test_error", notes=notes)
+                      algorithm=algorithm, resources=resources, options=options, metric=metric, notes=notes,
+                      warnings=warnings)
 
 
-def _final_grid(space: Space, grid: dict, best: dict | None) -> tuple[dict, str]:
-    """The final stage's one-combination grid and the note that says where it came from."""
+def _final_grid(space: Space, grid: dict, best: dict | None, screen_dir: Path) -> tuple[dict, str]:
+    """The final stage's one-combination grid and the note that says where it came from: the screen's winner as
+    the report ranks it (on val_error where the screen carved a validation split, else the paper's rule)."""
     chosen = best if best is not None else space.best
 
     def key_in_chosen(axis: str) -> str | None:  # the report names options as results do today (CONFIG_RENAMES)
@@ -215,32 +225,44 @@ def _final_grid(space: Space, grid: dict, best: dict | None) -> tuple[dict, str]
         raise SearchError(f"--stage final needs the best value of {', '.join(missing)}: run --stage screen "
                           f"first or declare it under best: in {space.path}")
     keys = {axis: key_in_chosen(axis) for axis in grid}
-    note = (f"best combination ({'from the screen stage' if best is not None else 'declared in the file'}): "
+    source = f"from the screen stage, {_screen_rule(screen_dir)}" if best is not None else "declared in the file"
+    note = (f"best combination ({source}): "
             + (", ".join(f"{k}={v}" for k, v in chosen.items() if k in keys.values()) or "the only one"))
     return {axis: [chosen[key]] for axis, key in keys.items()}, note
 
 
-def _algorithm_notes(algorithm: Algorithm, grid: dict, fixed: dict) -> list[str]:
-    notes = []
+def _screen_rule(screen_dir: Path) -> str:
+    """How the report ranked the screen's configurations: on its validation split, else on test error."""
+    meta = previous_meta(screen_dir) or {}
+    fixed, grid = meta.get("fixed") or {}, meta.get("grid") or {}
+    if fixed.get("val_fraction") or "val_fraction" in grid:
+        return "ranked on val_error (its validation split)"
+    return "ranked on test_error: the paper's rule, chosen on the test set"
+
+
+def _algorithm_notes(algorithm: Algorithm, grid: dict) -> list[str]:
     if searcher(algorithm.search).exhaustive and algorithm.num_samples == 1 \
             and any(isinstance(v, dict) for v in grid.values()):
-        notes.append("the grid has distributions: each is sampled once (use --num-samples N for more)")
-    if scheduler(algorithm.scheduler).stops_early and not fixed.get("val_fraction"):
-        notes.append(f"{algorithm.scheduler.upper()} stops trials on test_error: set val_fraction (e.g. --set "
-                     f"val_fraction=0.2) so early stopping never looks at the test set")
-    return notes
+        return ["the grid has distributions: each is sampled once (use --num-samples N for more)"]
+    return []
 
 
-def _grouping(options: RunOptions, algorithm: Algorithm, n_seeds: int) -> RunOptions:
-    """The options with seeds_per_trial at most the seeds, checked against vectorize and the searcher."""
-    per_trial = min(options.seeds_per_trial, n_seeds)
+def _grouping(options: RunOptions, algorithm: Algorithm, n_seeds: int) -> tuple[RunOptions, list[str]]:
+    """The options with seeds_per_trial at most the seeds, checked against vectorize and the algorithm: a
+    searcher that samples, or a scheduler that ranks, sees one number per configuration (the mean over its
+    seeds), so each configuration's seeds all run in its one trial. Also the note that says so."""
+    per_trial, note = min(options.seeds_per_trial, n_seeds), []
+    if algorithm.per_configuration and n_seeds > 1:
+        if per_trial not in (1, n_seeds):
+            raise SearchError(f"--search {algorithm.search} --scheduler {algorithm.scheduler} sees one number per "
+                              f"configuration: --seeds-per-trial must be 1 or all {n_seeds} seeds")
+        per_trial = n_seeds
+        note = [f"{algorithm.search}/{algorithm.scheduler} see one number per configuration: each trial trains all "
+                f"{n_seeds} seeds of its configuration and reports their mean (one row per seed is kept)"]
     if options.vectorize and per_trial < 2:
         raise SearchError("--vectorize trains the seeds of a trial as one model: give --seeds-per-trial 2 or more "
                           f"(this search has {n_seeds} seed(s))")
-    if not searcher(algorithm.search).exhaustive and per_trial not in (1, n_seeds):
-        raise SearchError(f"--search {algorithm.search} samples each configuration once: --seeds-per-trial must "
-                          f"be 1 or all {n_seeds} seeds")
-    return replace(options, seeds_per_trial=per_trial)
+    return replace(options, seeds_per_trial=per_trial), note
 
 
 def _check_trial_config(space: Space, values: dict) -> None:
@@ -285,8 +307,13 @@ def describe_plan(plan: SearchPlan) -> str:
     lines += [f"  pairs: {plan.pairs}   epochs: {plan.epochs}   seeds: {len(plan.seeds)} "
               f"({plan.seeds[0]}..{plan.seeds[-1]})",
               f"trials: {plan.combinations} configuration(s) × {len(plan.seeds)} seed(s) = {plan.num_runs}" + grouped,
-              f"each trial: {res.cpus_per_trial:g} CPU, {res.gpus_per_trial:g} GPU; search {alg.search}, "
-              f"scheduler {alg.scheduler}, up to {opts.max_failures} retries per trial, "
-              f"checkpoint every {opts.checkpoint_every} epoch(s)" + (f", in {opts.storage}" if opts.storage else "")]
+              f"each trial: {res.cpus_per_trial:g} CPU, {res.gpus_per_trial:g} GPU; search {alg.search}"
+              + (f" ({alg.num_samples} samples)" if not searcher(alg.search).exhaustive else "")
+              + f", scheduler {alg.scheduler}, up to {opts.max_failures} retries per trial, "
+              f"checkpoint every {opts.checkpoint_every} epoch(s)" + (f", in {opts.storage}" if opts.storage else ""),
+              metric_line(alg, plan.metric, plan.fixed)]
+    if opts.log:
+        lines.append(f"tracking: {', '.join(opts.log)}")
     lines += [f"note: {n}" for n in plan.notes]
+    lines += [f"warning: {w}" for w in plan.warnings]
     return "\n".join(lines)

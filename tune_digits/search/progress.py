@@ -14,16 +14,14 @@ class Progress(SessionCallback):
 
     def __init__(self, key: str):
         super().__init__(key)
-        self.epochs_done: dict[str, int] = {}  # trial → epochs × seeds it reported
         self.tty = sys.stderr.isatty()
         self.last_print = 0.0
         self.start = time.monotonic()
+        self.baseline = 0
 
     def setup(self, **info):
         self.start = time.monotonic()
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.epochs_done[trial.trial_id] = int(result["epoch"]) * len(trial.config.get("seeds", [0]))
+        self.baseline = sum(self.session.rows.values())  # a resumed search's rows (the ResultWriter set up first)
 
     def on_step_end(self, iteration, trials, **info):
         now = time.monotonic()
@@ -39,8 +37,11 @@ class Progress(SessionCallback):
         session = self.session
         if not session.show_progress:
             return
-        line = progress_line(session.plan, [t.status for t in trials], sum(self.epochs_done.values()),
-                             time.monotonic() - self.start, final)
+        # Done and failed as search.json says: Tune marks the trials it stops on Ctrl-C TERMINATED too.
+        states = [session.meta["trials"].get(t.trial_id, {}).get("status", "PENDING") for t in trials]
+        running = sum(t.status == "RUNNING" for t in trials)
+        line = progress_line(session.plan, states, running, sum(session.rows.values()),
+                             time.monotonic() - self.start, final, self.baseline)
         if self.tty:
             sys.stderr.write("\r" + line.ljust(110) + ("\n" if final else ""))
         else:
@@ -48,16 +49,20 @@ class Progress(SessionCallback):
         sys.stderr.flush()
 
 
-def progress_line(plan, states: list[str], epochs: int, elapsed: float, final: bool = False) -> str:
-    done, failed, running = states.count("TERMINATED"), states.count("ERROR"), states.count("RUNNING")
+def progress_line(plan, states: list[str], running: int, epochs: int, elapsed: float, final: bool = False,
+                  baseline: int = 0) -> str:
+    """`states`: each trial's status in search.json (TERMINATED only once it finished); `epochs`: the rows
+    written, a resumed search's `baseline` rows included (the ETA comes from this run's pace only)."""
+    done, failed = states.count("TERMINATED"), states.count("ERROR")
     total_epochs = plan.num_runs * plan.epochs
-    # Epochs already in the folder before a resume count as done but took no time now.
     fraction = min(1.0, epochs / total_epochs) if total_epochs else 1.0
-    eta = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else 0.0
+    pace = elapsed / (epochs - baseline) if epochs > baseline else 0.0
+    eta = pace * (total_epochs - epochs) if fraction < 1 else 0.0
+    stopped = final and done + failed < plan.num_trials
     return (f"[{plan.space.name}/{plan.name}] {done + failed}/{plan.num_trials} trials done "
             f"({running} running, {failed} failed) · epochs {epochs}/{total_epochs} "
             f"({100 * fraction:.0f} %) · {duration(elapsed)} elapsed"
-            + ("" if final else f" · ETA {duration(eta) if fraction else '…'}"))
+            + (" · interrupted" if stopped else "") + ("" if final else f" · ETA {duration(eta) if pace else '…'}"))
 
 
 def duration(seconds: float) -> str:

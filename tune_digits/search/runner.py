@@ -7,16 +7,17 @@ under --storage) and the tidy tables of outputs/README.md, which the ResultWrite
 """
 from __future__ import annotations
 
+import json
 import os
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from ..results import FORMAT_VERSION, SEARCH_JSON, has_rows, new_meta, rename_config, write_epochs_csv
-from ..storage import Mirror, archive_remote, fetch_experiment, join
+from ..provenance import code_version, driver_machine, relative_to, versions
+from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
+from .placement import archive_stored, check_storage, fetch_stored, mirror_for, ray_location
 from .plan import Resources, SearchError, SearchPlan, previous_meta
 
 
@@ -34,37 +35,76 @@ class SearchOutcome:
 
 def init_ray(address: str | None, verbose: bool, num_cpus: int | None, num_gpus: int | None) -> bool:
     """Join the cluster at `address`, else start a local Ray; False when Ray was already running."""
+    return _start_ray(address, verbose, num_cpus, num_gpus) is not None
+
+
+def _start_ray(address, verbose, num_cpus, num_gpus) -> dict | None:
+    """ray.init's address_info (None when Ray was already running)."""
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
-        return False
+        return None
     kwargs = dict(include_dashboard=False, log_to_driver=verbose, configure_logging=True,
                   logging_level="INFO" if verbose else "ERROR")
     try:
         if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+            return ray.init(address=address, **kwargs).address_info
+        return ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs).address_info
     except ConnectionError as err:
         raise SearchError(f"cannot reach a Ray cluster at '{address}': {err}") from None
-    return True
 
 
 @contextmanager
 def ray_session(address: str | None = None, verbose: bool = False, num_cpus: int | None = None,
-                num_gpus: int | None = None):
+                num_gpus: int | None = None, record: Path | None = None):
     """Ray for the block: the cluster at `address`, a running Ray, or a local one started (and shut down
-    after the block) here."""
+    after the block) here. A local one is marked and watched (reaper.py): if this process dies hard, its Ray's
+    processes are stopped; `record` names a file that keeps the mark, so that the next run with the same
+    `record` stops whatever is still left of it first."""
     import ray
 
-    started = init_ray(address, verbose, num_cpus, num_gpus)
+    from .reaper import OWNER_ENV, stop_marked
+
+    if record is not None and record.exists():
+        stop_marked(record.read_text().strip())
+        record.unlink()
+    local = not address and not ray.is_initialized()
+    watchdog = _mark_local_ray(record) if local else None
+    try:
+        started = _start_ray(address, verbose, num_cpus, num_gpus) is not None
+    except BaseException:
+        _unmark(watchdog, record)
+        raise
+    finally:
+        os.environ.pop(OWNER_ENV, None)
     try:
         yield
     finally:
         if started:
             ray.shutdown()
+        _unmark(watchdog, record)
+
+
+def _mark_local_ray(record: Path | None):
+    """Mark the local Ray about to start (reaper.py) and start its watchdog first, so that even a driver
+    killed while Ray starts leaves nothing behind."""
+    from .reaper import OWNER_ENV, Watchdog, new_token
+
+    token = new_token()
+    watchdog = Watchdog(token)
+    os.environ[OWNER_ENV] = token  # inherited by every process of the Ray started now, and only by them
+    if record is not None:
+        record.write_text(token)
+    return watchdog
+
+
+def _unmark(watchdog, record: Path | None) -> None:
+    if watchdog is not None:
+        watchdog.close()
+        if record is not None:
+            record.unlink(missing_ok=True)
 
 
 def trial_slots(resources: Resources) -> int:
@@ -132,16 +172,14 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
     from .live import Session, running
 
     exp_dir = plan.experiment_dir
-    if plan.options.storage and not (exp_dir / SEARCH_JSON).is_file():
-        # Started elsewhere (another Ray job's working copy, another machine): resume from the storage's tables.
-        fetch_experiment(join(plan.options.storage, plan.space.name, plan.name), exp_dir)
+    fetch_stored(plan)  # a search started elsewhere (another Ray job's copy of the working dir) resumes
     previous = previous_meta(exp_dir)
     if previous and not restart and previous.get("fingerprint") != plan.fingerprint():
         raise SearchError(f"{exp_dir} holds a different search (other grid, seeds or fixed values); "
                           f"use --name to start another, or --restart to archive it and start afresh")
     mnist = load_mnist14(data_dir)  # fails here, before Ray starts, on a bad --data-dir
     mirror = None
-    with ray_session(address, verbose, num_cpus, num_gpus):
+    with ray_session(address, verbose, num_cpus, num_gpus, record=exp_dir.parent / f".{exp_dir.name}.ray"):
         try:
             plan, note = check_gpus(plan, require_gpu, address)
             check_storage(plan, address)
@@ -153,11 +191,10 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
                 # Only now that the search can start: a refused search leaves the earlier results in place.
                 notes += _archive(plan)
                 previous = None
-            location = _ray_location(plan, previous)
+            location = ray_location(plan, previous)
             exp_dir.mkdir(parents=True, exist_ok=True)
             meta = _start_meta(plan, previous, command, ray_path=location[2])
-            mirror = Mirror(exp_dir, join(plan.options.storage, plan.space.name, plan.name)) \
-                if plan.options.storage else None
+            mirror = mirror_for(plan)
             with running(Session(plan, meta, show_progress=progress, mirror=mirror)) as key:
                 tuner, resumed = _tuner(plan, key, previous, mnist, location, verbose, echo)
                 with _without_tune_loggers():
@@ -176,63 +213,44 @@ def _archive(plan: SearchPlan) -> list[str]:
     archive = exp_dir.parent / ".archive" / f"{plan.name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
     archive.parent.mkdir(parents=True, exist_ok=True)
     os.replace(exp_dir, archive)
-    notes = [f"earlier results moved to {archive}"]
-    if plan.options.storage:
-        notes += [n for n in [archive_remote(join(plan.options.storage, plan.space.name), plan.name)] if n]
-    return notes
-
-
-def _ray_location(plan: SearchPlan, previous: dict | None) -> tuple[str, str, str]:
-    """Tune's storage_path, experiment name and the path of its folder: the experiment's own ray/ folder,
-    under --storage as locally (`<storage>/<space>/<name>/ray`, beside the tables the Mirror copies there)."""
-    if not plan.options.storage:
-        storage_path, exp_name = str(plan.experiment_dir), "ray"
-    elif previous and previous.get("ray_path") == join(plan.options.storage, f"{plan.space.name}-{plan.name}"):
-        storage_path, exp_name = plan.options.storage, f"{plan.space.name}-{plan.name}"  # kept where it started
-    else:
-        storage_path, exp_name = join(plan.options.storage, plan.space.name, plan.name), "ray"
-    return storage_path, exp_name, join(storage_path, exp_name)
-
-
-def check_storage(plan: SearchPlan, address: str | None) -> None:
-    """Trials checkpoint from the node they run on, so on several nodes Tune needs storage every node can
-    reach; without it a search fails at its first checkpoint, after its trials started. Refuse before."""
-    import ray
-
-    if plan.options.storage:
-        return
-    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    cluster = ray.cluster_resources()
-    later = address and (cluster.get("CPU", 0) < plan.resources.cpus_per_trial
-                         or cluster.get("GPU", 0) < plan.resources.gpus_per_trial)
-    if nodes > 1 or later:
-        where = f"this Ray cluster has {nodes} nodes" if nodes > 1 else "the trials will run on nodes still to join"
-        raise SearchError(f"{where}: pass --storage with a place every node can write, e.g. "
-                          f"--storage s3://BUCKET/tune-digits or a folder mounted at the same path on every node")
+    return [f"earlier results moved to {archive}", *archive_stored(plan)]
 
 
 def _start_meta(plan: SearchPlan, previous: dict | None, command: str, ray_path: str) -> dict:
     """search.json for this run: the earlier one when resuming (read in today's names, so it is written
-    back as today's format), else a new one."""
+    back as today's format), else a new one. Paths are relative to the experiment's folder."""
     from .writer import utc_now
 
+    exp_dir = plan.experiment_dir
     if previous:
         meta = {**previous, "format_version": FORMAT_VERSION}
     else:
         grid = rename_config(plan.grid)  # the format's option names (the trials' configs are Tune's, as run)
         meta = new_meta(
             space=plan.space.name, network=plan.network, name=plan.name, stage=plan.stage,
-            space_file=str(plan.space.path), axes=list(grid),
+            space_file=space_file(plan.space, exp_dir), space_origin=plan.space.origin, axes=list(grid),
             fixed=rename_config({k: v for k, v in plan.trial_base().items() if k != "threads"}), grid=grid,
             seeds=plan.seeds, seeds_per_trial=plan.options.seeds_per_trial, vectorize=plan.options.vectorize,
             num_trials=plan.num_trials, search=plan.algorithm.search, scheduler=plan.algorithm.scheduler,
-            metric=plan.metric, fingerprint=plan.fingerprint(), trials={}, command=command, versions=_versions(),
-            ray_path=ray_path, started=utc_now())
+            searcher_seed=getattr(plan.algorithm, "seed", None),  # None: the searcher draws unseeded
+            metric=plan.metric, fingerprint=plan.fingerprint(), trials={}, command=command,
+            ray_path=relative_to(ray_path, exp_dir), started=utc_now())
     meta.pop("finished", None)
     meta["resources"] = {"cpus_per_trial": plan.resources.cpus_per_trial,
                          "gpus_per_trial": plan.resources.gpus_per_trial}
-    meta["machine"] = _machine()  # of the latest run (a resumed search may run elsewhere)
+    # Of the latest run (a resumed search may run elsewhere, with other code): its command comes first.
+    meta["commands"] = [*previous.get("commands", [])] if previous else []
+    meta["commands"].append(command)
+    meta.update(code=code_version(), versions=versions(), machine=_machine())
     return meta
+
+
+def space_file(space, exp_dir: Path) -> str:
+    """Where the space came from: a shipped one by its name in the package, a user's file relative to the
+    experiment's folder."""
+    if space.origin == "shipped":
+        return f"tune_digits/search_spaces/{space.path.name}"
+    return relative_to(space.path, exp_dir)
 
 
 def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: tuple[str, str, str],
@@ -243,39 +261,78 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
     session through the experiment's folder (live.py), so nothing of the restored run config needs replacing."""
     from ray import tune
 
-    from .algorithms import param_space, tune_config
+    from .algorithms import param_space, scheduler, tune_config
     from .progress import Progress
+    from .tracking import callbacks as trackers
     from .trainable import run_trial, ship_network
     from .writer import ResultWriter
 
+    exploits = scheduler(plan.algorithm.scheduler).exploits
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.options.checkpoint_every,
-                             vectorize=plan.options.vectorize, networks=ship_network(plan.network)),
+                             vectorize=plan.options.vectorize, networks=ship_network(plan.network),
+                             tune_checkpoints=exploits),
         {"cpu": plan.resources.cpus_per_trial, "gpu": plan.resources.gpus_per_trial})
     storage_path, exp_name, ray_path = location
-    if previous and tune.Tuner.can_restore(ray_path):
+    restored = _restore(ray_path, trainable, plan.experiment_dir) if previous else None
+    if restored is not None:
         echo(f"resuming {plan.experiment_dir} (finished trials are kept, unfinished ones continue from their "
-             f"checkpoint)")
-        return _restore(ray_path, trainable, plan.experiment_dir), True
-    if previous and has_rows(plan.experiment_dir):
+             f"newest checkpoint)")
+        return restored, True
+    if previous and has_rows(plan.experiment_dir) and not _exists(ray_path):
         # Results without Ray's experiment folder (e.g. a result set committed to git): rerunning would
         # replace them trial by trial, so refuse rather than overwrite.
         raise SearchError(f"{plan.experiment_dir} holds results but no Ray experiment to resume ({ray_path}); "
                           f"use --name to start another, or --restart to archive them and start afresh")
+    if previous and has_rows(plan.experiment_dir):
+        # Our own search, killed before Tune first saved its state: its trials start again under new ids,
+        # each from its run's checkpoint (checkpoints.py), and take over the rows of the ones they replace.
+        echo(f"resuming {plan.experiment_dir}: Ray's saved state is missing, its trials start again from "
+             f"their checkpoints")
+    # No Tune checkpoints: each trial keeps its own (checkpoints.py), so Tune's state never names a deleted one.
     run_config = tune.RunConfig(
         name=exp_name, storage_path=storage_path, verbose=1 if verbose else 0,
-        callbacks=[ResultWriter(key), Progress(key)],
+        callbacks=[ResultWriter(key), Progress(key), *trackers(plan)],
         failure_config=tune.FailureConfig(max_failures=plan.options.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+        # Population Based Training clones other trials through Tune's checkpoints: those trials report them too.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=3) if exploits else None)
     return tune.Tuner(trainable, param_space=param_space(plan), tune_config=tune_config(plan),
                       run_config=run_config), False
 
 
+def usable_state(ray_path: str) -> bool:
+    """Whether Tune's newest experiment state in a local Ray folder reads whole. Tune writes it in place, so a
+    driver killed while writing leaves it cut short: that file is set aside (…json.incomplete) and the one
+    of the run before is used. False when none is left (or none was written yet). Remote storage: True."""
+    folder = Path(ray_path)
+    if "://" in ray_path or not folder.is_dir():
+        return "://" in ray_path
+    for state in sorted(folder.glob("experiment_state-*.json"), reverse=True):
+        try:
+            json.loads(state.read_text())
+            return True
+        except (OSError, ValueError):
+            os.replace(state, state.with_name(state.name + ".incomplete"))
+    return False
+
+
+def _exists(ray_path: str) -> bool:
+    return "://" in ray_path or Path(ray_path).is_dir()
+
+
 def _restore(ray_path: str, trainable, exp_dir: Path):
+    """Tune's experiment restored (errored trials too: a rerun retries them), or None when there is nothing
+    whole to restore."""
+    import pickle
+
     from ray import tune
 
+    if not (tune.Tuner.can_restore(ray_path) and usable_state(ray_path)):
+        return None
     try:
         return tune.Tuner.restore(ray_path, trainable, resume_errored=True)
+    except (EOFError, pickle.UnpicklingError):  # tuner.pkl cut short by a kill while it was written
+        return None
     except (AttributeError, ImportError) as err:
         # Tune's pickle of the experiment names code that is gone: it was started by an earlier tune-digits.
         raise SearchError(f"{exp_dir}: cannot resume, Ray's saved state names code this version no longer has "
@@ -313,41 +370,13 @@ def _without_tune_loggers():
 
 
 # ---------------------------------------------------------------------------------------------------
-# Provenance: where and with what the search ran (search.json's `machine` and `versions`)
-
-
-def cpu_model() -> str:
-    """This machine's CPU model name (benchmarks print it beside their timings too)."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+# Provenance: where and with what the search ran (the rest is tune_digits.provenance's)
 
 
 def _machine() -> dict:
-    """The driver's CPU and the Ray cluster's resources (wall times depend on both)."""
-    import platform
-
+    """The driver's machine and the Ray cluster's resources (wall times depend on both)."""
     import ray
 
     resources = ray.cluster_resources()
-    return {"driver_cpu": cpu_model(), "driver_cpus": os.cpu_count(), "platform": platform.platform(),
-            "ray_nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+    return {**driver_machine(), "ray_nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
             "ray_cpus": resources.get("CPU", 0), "ray_gpus": resources.get("GPU", 0)}
-
-
-def _versions() -> dict:
-    from importlib import metadata
-
-    out = {"python": sys.version.split()[0]}
-    for package in ("tune-digits", "torch", "ray"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = "unknown"
-    return out

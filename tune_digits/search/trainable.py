@@ -1,27 +1,31 @@
 """The trial: Ray Tune's function trainable, run inside a Ray worker. It rebuilds the TrainConfig(s) from
 Tune's flat config, calls the training loop (which knows nothing of Ray) and turns each epoch into a
-`tune.report`, with a checkpoint every `checkpoint_every` epochs and at the last."""
+`tune.report`, with a checkpoint of its own (checkpoints.py) every `checkpoint_every` epochs and at the last."""
 from __future__ import annotations
 
-import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from .faults import epoch_delay, maybe_fail
+from .checkpoints import RunStore
+from .faults import epoch_delay, maybe_fail, maybe_pause
 
 
 def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bool = False,
-              networks: tuple = ()) -> None:
+              networks: tuple = (), tune_checkpoints: bool = False) -> None:
     """One (configuration, seed), or with `seeds` in the config one configuration and several seeds
-    (`fit_replicas`). Each checkpoint also makes Tune save the experiment's state (we keep one checkpoint
-    per trial), which is most of Ray's per-epoch overhead on big grids: see BENCHMARKS.md.
+    (`fit_replicas`). It continues from its run's newest checkpoint, wherever one exists: a retry after a
+    crash, a rerun after the driver died, or a trial Tune recreated.
 
     A grouped trial reports the mean over its seeds under the usual metric names (what schedulers and
     searchers see) and each seed's own metrics under `replicas`, which the ResultWriter turns into rows.
-    `networks`: specs of networks defined outside tune_digits/models (`ship_network`)."""
+    `networks`: specs of networks defined outside tune_digits/models (`ship_network`). `tune_checkpoints`:
+    also hand Tune each checkpoint, and start from the one Tune hands back when it is the newest: Population
+    Based Training clones a trial that way (its exploit)."""
     import ray
     import torch
+    from ray import tune
 
     from ..data import generate_pair_sets
     from ..models import register_spec
@@ -36,12 +40,23 @@ def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bo
         else [TrainConfig.from_flat(flat)]
     # A fractional GPU from Ray is only used when torch can see one (fake GPUs in tests cannot).
     device = torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
-    datas = [generate_pair_sets(c.pairs, c.seed, n_test=c.test_pairs, mnist=mnist) for c in configs]
-    on_epoch = _reporter(config, [c.seed for c in configs] if seeds else None, configs[0].epochs, checkpoint_every)
+    datas = [generate_pair_sets(c.pairs, c.seed, n_test=c.test_pairs, mnist=mnist, standardise=c.standardise)
+             for c in configs]
+    store = RunStore.for_trial(config)
+    saved = _newest(store.load(), _tune_checkpoint() if tune_checkpoints else None)
+    resume, history = (saved["state"], saved["reports"]) if saved else (None, [])
+    if saved and saved.get("run", store.key) != store.key:
+        history = []  # another trial's state (PBT's exploit): its reports are that trial's rows, not this one's
+    if history:
+        # The driver may have died before writing the rows of the epochs this checkpoint holds: send them
+        # again (the ResultWriter rewrites the trial's rows from them), as one report of the last one.
+        tune.report({**history[-1], "replay": history})
+    on_epoch = _reporter(config, [c.seed for c in configs] if seeds else None, configs[0].epochs, checkpoint_every,
+                         store, history, tune_checkpoints)
     if seeds:
-        fit_replicas(configs, datas, device, on_epoch=on_epoch, resume=_restored_state(), vectorize=vectorize)
+        fit_replicas(configs, datas, device, on_epoch=on_epoch, resume=resume, vectorize=vectorize)
     else:
-        fit(configs[0], datas[0], device, on_epoch=on_epoch, resume=_restored_state())
+        fit(configs[0], datas[0], device, on_epoch=on_epoch, resume=resume)
 
 
 def ship_network(name: str) -> tuple:
@@ -63,24 +78,12 @@ def ship_network(name: str) -> tuple:
     return (spec,)
 
 
-def _restored_state() -> dict | None:
-    """The training state of the trial's latest checkpoint (a retried or resumed trial), else None."""
-    import torch
-    from ray import tune
-
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as folder:
-        return torch.load(Path(folder) / "state.pt", weights_only=False)
-
-
-def _reporter(config: dict, seeds: list[int] | None, epochs: int, checkpoint_every: int):
-    """fit's `on_epoch` callback: one `tune.report` per epoch, with the training state as a checkpoint every
-    `checkpoint_every` epochs and at the last one. `seeds`: the seeds of a grouped trial (metrics come as a
-    list, one per seed), None for one seed."""
+def _reporter(config: dict, seeds: list[int] | None, epochs: int, checkpoint_every: int, store: RunStore,
+              history: list[dict], tune_checkpoints: bool = False):
+    """fit's `on_epoch` callback: one `tune.report` per epoch, after saving the training state and the reports
+    so far (`history`) every `checkpoint_every` epochs and at the last one. `seeds`: the seeds of a grouped
+    trial (metrics come as a list, one per seed), None for one seed."""
     import ray
-    import torch
     from ray import tune
 
     node = ray.get_runtime_context().get_node_id()
@@ -93,15 +96,52 @@ def _reporter(config: dict, seeds: list[int] | None, epochs: int, checkpoint_eve
             report = {**mean_metrics(metrics), **extra, "replicas": {str(s): m for s, m in zip(seeds, metrics)}}
         else:
             report = {**metrics, **extra}
-        if epoch % checkpoint_every and epoch != epochs:
-            tune.report(report)
-        else:
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save(state(), Path(folder) / "state.pt")
-                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+        history.append(report)
+        payload = None
+        if not epoch % checkpoint_every or epoch == epochs:
+            payload = {"state": state(), "reports": history, "run": store.key}
+            store.save(epoch, payload)
+        with _as_tune_checkpoint(payload if tune_checkpoints else None) as checkpoint:
+            tune.report(report, checkpoint=checkpoint)
+        maybe_pause(config, epoch)
         epoch_delay()
 
     return on_epoch
+
+
+@contextmanager
+def _as_tune_checkpoint(payload: dict | None):
+    """A Tune checkpoint of `payload` for the block (None for None)."""
+    if payload is None:
+        yield None
+        return
+    import tempfile
+
+    import torch
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(payload, Path(folder) / "state.pt")
+        yield tune.Checkpoint.from_directory(folder)
+
+
+def _tune_checkpoint() -> dict | None:
+    """The checkpoint Tune hands the trial (under PBT, maybe another trial's), else None."""
+    import torch
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(Path(folder) / "state.pt", weights_only=False)
+
+
+def _newest(own: dict | None, handed: dict | None) -> dict | None:
+    """The later of the run's own checkpoint and the one Tune handed over (that one on a tie)."""
+    if own is None or handed is None:
+        return handed or own
+    return handed if handed["state"]["epoch"] >= own["state"]["epoch"] else own
 
 
 def mean_metrics(metrics: list[dict]) -> dict:

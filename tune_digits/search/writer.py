@@ -3,10 +3,12 @@ cluster: trials/<trial_id>.csv, search.json's statuses and, at the end, epochs.c
 `tune_digits.results`, the one owner of the format."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..results import TRIALS_DIR, append_rows, make_row, write_epochs_csv, write_meta
+from ..results import (TRIALS_DIR, append_rows, count_rows, drop_rows, make_row, move_rows, write_epochs_csv,
+                       write_meta)
 from .live import SessionCallback
 
 
@@ -19,6 +21,7 @@ class ResultWriter(SessionCallback):
 
     def setup(self, **info):
         (self._dir / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
+        self.session.rows.update(count_rows(self._dir))  # a resumed search's earlier epochs count as done
         write_meta(self._dir, self.session.meta)
 
     @property
@@ -26,12 +29,16 @@ class ResultWriter(SessionCallback):
         return self.session.plan.experiment_dir
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        self._adopt(trial, trials)
         self._status(trial, "RUNNING")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        rows = report_rows(trial.trial_id, trial.config, result)
-        last = self.last_epoch.get(trial.trial_id)
-        self.last_epoch[trial.trial_id] = append_rows(self._dir, trial.trial_id, rows, last)
+        # A trial resumed from its checkpoint first sends again every report the checkpoint holds (`replay`).
+        for report in result.get("replay") or [result]:
+            rows = report_rows(trial.trial_id, trial.config, report)
+            last = self.last_epoch.get(trial.trial_id)
+            self.last_epoch[trial.trial_id] = append_rows(self._dir, trial.trial_id, rows, last)
+        self.session.rows[trial.trial_id] = self.last_epoch[trial.trial_id] * len(rows)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         entry = self.session.meta["trials"].get(trial.trial_id, {})
@@ -48,16 +55,43 @@ class ResultWriter(SessionCallback):
         self._status(trial, "PENDING", error=f"retrying after: {error_line(trial)}")
 
     def on_experiment_end(self, trials, **info):
+        self._drop_strays(trials)
         self.session.meta["finished"] = utc_now()
         write_meta(self._dir, self.session.meta)
         write_epochs_csv(self._dir)
         if self.session.mirror:
             self.session.mirror.push(force=True)
 
+    def _adopt(self, trial, trials) -> None:
+        """When Tune's saved state was older than a trial (or lost), Tune starts that run again under a new
+        trial id; the new trial continues from the run's checkpoint, so it takes over the old trial's rows."""
+        known = self.session.meta["trials"]
+        if trial.trial_id in known:
+            return
+        live, config = {t.trial_id for t in trials}, same_run(trial_config(trial))
+        for old_id, entry in list(known.items()):
+            if old_id not in live and same_run(entry.get("config") or {}) == config:
+                move_rows(self._dir, old_id, trial.trial_id)
+                del known[old_id]
+                self.last_epoch.pop(old_id, None)
+                self.session.rows[trial.trial_id] = self.session.rows.pop(old_id, 0)
+                return
+
+    def _drop_strays(self, trials) -> None:
+        """Trials of an earlier run that Tune no longer knows and no new trial took over (a searcher that drew
+        anew after Tune's state was lost): once every known trial has ended, their rows are not this search's."""
+        known, live = self.session.meta["trials"], {t.trial_id for t in trials}
+        if any(known.get(t, {}).get("status") not in ("TERMINATED", "ERROR") for t in live):
+            return  # interrupted: a rerun may still take them over
+        for stray in [t for t in known if t not in live]:
+            drop_rows(self._dir, stray)
+            del known[stray]
+            self.session.rows.pop(stray, None)
+
     def _status(self, trial, status: str, error: str | None = None) -> None:
         meta = self.session.meta
         entry = meta["trials"].setdefault(trial.trial_id, {})
-        entry.update(status=status, config={k: v for k, v in trial.config.items() if k != "threads"})
+        entry.update(status=status, config=trial_config(trial))
         if error is not None:
             entry["error"] = error
         write_meta(self._dir, meta)
@@ -70,6 +104,16 @@ def report_rows(trial_id: str, config: dict, result: dict) -> list[dict]:
     # Tune hands callbacks the result as reported (nested); only its loggers flatten it.
     shared = {"wall_time": result.get("wall_time"), "node": result.get("node")}
     return [make_row(trial_id, int(seed), {**shared, **metrics}, config) for seed, metrics in result["replicas"].items()]
+
+
+def trial_config(trial) -> dict:
+    """What search.json records of a trial's config (not the CPUs it got)."""
+    return {k: v for k, v in trial.config.items() if k != "threads"}
+
+
+def same_run(config: dict) -> str:
+    """A config as compared across runs (search.json holds it as JSON: lists, not tuples)."""
+    return json.dumps(config, sort_keys=True, default=str)
 
 
 def error_line(trial) -> str:

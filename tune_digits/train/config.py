@@ -1,6 +1,7 @@
 """What one repetition needs before its first step: the typed config, seeding and the device."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import sys
@@ -9,12 +10,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..data import SPLIT_SIZES, STANDARDISE
 from ..errors import UserError
 from ..models import create_model, list_models, model_options, train_defaults
 from ..results import CONFIG_RENAMES
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
+# fp32: the exact path (tests/test_golden.py). bf16: forward passes under autocast (convolutions and matmuls in
+# bfloat16, AVX-512 BF16 on this CPU), master weights and optimiser state in float32 (BENCHMARKS.md §7).
+PRECISIONS = ("fp32", "bf16")
+# When the training set's error is measured: every epoch (SPEC §3, Figure 1), or at the final epoch only (a
+# screen ranks on the final epoch; the pass over the training digits is ≈ 1/4 of an epoch's work).
+TRAIN_EVALS = ("every", "final")
+BATCH_ORDERS = ("shuffled", "fixed")
 
 
 class ConfigError(UserError, ValueError):
@@ -43,7 +52,13 @@ class TrainConfig:
     repair: bool = False  # re-pair the training digits at random every epoch (targets recomputed)
     shift: float = 0.0  # augmentation: random translation of each training digit, up to this many pixels
     val_fraction: float = 0.0  # share of the train pairs held out for model selection
+    # The authors' code: the drawn order every epoch ("fixed"), and the whole train split's mean and std
+    # ("split", data.py) instead of the drawn pairs'.
+    batch_order: str = "shuffled"
+    standardise: str = "pairs"
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    precision: str = "fp32"  # PRECISIONS
+    train_eval: str = "every"  # TRAIN_EVALS: train_error every epoch, or NaN but at the final epoch
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -70,6 +85,8 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {list(OPTIMIZERS)}"),
             (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {list(SCHEDULES)}"),
+            (self.batch_order in BATCH_ORDERS, f"batch_order must be one of {list(BATCH_ORDERS)}"),
+            (self.standardise in STANDARDISE, f"standardise must be one of {list(STANDARDISE)}"),
             (self.lr > 0, "lr must be positive"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
@@ -78,6 +95,8 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
+            (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
+            (self.train_eval in TRAIN_EVALS, f"train_eval must be one of {list(TRAIN_EVALS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -89,6 +108,12 @@ class TrainConfig:
                 create_model(self.network, **self.options)
         except UserError as err:  # one exception type for every config mistake
             raise ConfigError(str(err)) from None
+        # Each pair takes two digits of its split (SPEC §2): MNIST's train split holds 60,000, its test split 10,000.
+        for n, split, name in ((self.pairs, "train", "pairs"), (self.test_pairs or self.pairs, "test", "test pairs")):
+            if 2 * n > SPLIT_SIZES[split]:
+                hint = " (set test_pairs to draw fewer)" if split == "test" and self.test_pairs is None else ""
+                raise ConfigError(f"{n:,} {name} need {2 * n:,} digits but MNIST's {split} split has "
+                                  f"{SPLIT_SIZES[split]:,}: at most {SPLIT_SIZES[split] // 2:,}{hint}")
         if self.val_fraction and int(self.pairs * self.val_fraction) < 1:
             raise ConfigError(f"val_fraction {self.val_fraction} of {self.pairs} pairs holds out no pair")
 
@@ -129,7 +154,8 @@ _FIELD_TYPES = {
     **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads"), int),
     **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift"),
                     (int, float)),
-    **dict.fromkeys(("network", "optimizer", "lr_schedule"), str), "repair": bool, "options": dict,
+    **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise", "precision", "train_eval"),
+                    str), "repair": bool, "options": dict,
 }
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
 
@@ -182,3 +208,11 @@ def prepare_device(config: TrainConfig, device: torch.device) -> None:
         # Same seed, same metrics on a GPU too: no autotuned (run-to-run varying) conv algorithms.
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+def autocast(config: TrainConfig, device: torch.device):
+    """The context of a forward pass: bf16 autocast for `precision: bf16` (float32 weights, gradients and
+    optimiser state; losses in float32, as autocast runs them), nothing at all for fp32 (the exact path)."""
+    if config.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

@@ -11,12 +11,14 @@ Everything that acts on the data (batch order, shifts, re-pairing, metrics, snap
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 
 import torch
 
 from ..models import create_model
-from .config import TrainConfig, rng_state, seed_everything, set_rng_state
+from .config import TrainConfig, autocast, rng_state, seed_everything, set_rng_state
 from .loss import pair_loss
 
 
@@ -33,13 +35,16 @@ def build_optimizer(parameters, config: TrainConfig):
 
 
 @torch.inference_mode()  # no autograd bookkeeping at all (a little cheaper than no_grad)
-def evaluate(model, inputs, classes, target, chunk: int = 1000) -> tuple[float, float]:
-    """(digit error %, comparison error %) in eval mode; digit error is NaN without digit outputs."""
+def evaluate(model, inputs, classes, target, chunk: int = 1000, precision=contextlib.nullcontext
+             ) -> tuple[float, float]:
+    """(digit error %, comparison error %) in eval mode; digit error is NaN without digit outputs.
+    `precision()` makes the context of each forward pass (`config.autocast`)."""
     model.eval()
     digit_wrong = compare_wrong = 0
     has_digits = True
     for i in range(0, len(inputs), chunk):
-        out = model(inputs[i:i + chunk])
+        with precision():
+            out = model(inputs[i:i + chunk])
         compare_wrong += (model.predict(out) != target[i:i + chunk]).sum()
         if out.digits is None:
             has_digits = False
@@ -65,6 +70,7 @@ class Engine:
 
     def __init__(self, config: TrainConfig, device: torch.device):
         self.config, self.device = config, device
+        self.precision = functools.partial(autocast, config, device)  # a fresh context per forward pass
         self.optimizers: list = []
         self.schedulers: list = []
 
@@ -98,6 +104,23 @@ class Engine:
         for sched, saved in zip(self.schedulers, state["schedulers"]):
             if sched is not None:
                 sched.load_state_dict(saved)
+        self._adopt_hyperparameters()
+
+    def _adopt_hyperparameters(self) -> None:
+        """A snapshot saved under another lr or weight decay continues under this config's. That is Population
+        Based Training's exploit: a trial goes on from a better trial's checkpoint with mutated values. The
+        scheduled lr is rescaled, so the cosine schedule goes on from where it was. The same values (a plain
+        resume) change nothing, bit for bit."""
+        for i, opt in enumerate(self.optimizers):
+            sched = self.schedulers[i] if i < len(self.schedulers) else None
+            for j, group in enumerate(opt.param_groups):
+                group["weight_decay"] = self.config.weight_decay
+                base = sched.base_lrs[j] if sched is not None else group["lr"]
+                if base != self.config.lr:
+                    group["lr"] *= self.config.lr / base
+                    if sched is not None:
+                        sched.base_lrs[j] = group["initial_lr"] = self.config.lr
+                        sched._last_lr = [g["lr"] for g in opt.param_groups]
 
 
 class InTurn(Engine):
@@ -131,7 +154,8 @@ class InTurn(Engine):
         for j, (model, opt) in enumerate(zip(self.models, self.optimizers)):
             if self.swap:
                 set_rng_state(self.rngs[j], self.device)  # this replica's dropout stream where it stopped
-            loss = pair_loss(model(x[j]), classes[j], target[j], self.config)
+            with self.precision():  # the backward pass runs outside autocast, in each op's forward dtype
+                loss = pair_loss(model(x[j]), classes[j], target[j], self.config)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -141,7 +165,8 @@ class InTurn(Engine):
         return torch.stack(losses)
 
     def errors(self, x, classes, target) -> list[tuple[float, float]]:
-        return [evaluate(model, x[j], classes[j], target[j]) for j, model in enumerate(self.models)]
+        return [evaluate(model, x[j], classes[j], target[j], precision=self.precision)
+                for j, model in enumerate(self.models)]
 
     def state_dict(self) -> dict:
         # Each replica's RNG as it was after its own last step, not the global one now.
@@ -171,12 +196,19 @@ class Vectorized(Engine):
         self.optimizers, self.schedulers = [opt], [sched]
         seed_everything(self.config.seed)  # the shared dropout stream
         self.has_digits = True
+        lowered = _lowered_precision(net, self.config)
+
+        def call(p, b, x):
+            if lowered:  # what autocast does, by hand: vmap's convolutions bypass it (they stay float32)
+                p = {k: v.to(torch.bfloat16) if k in lowered else v for k, v in p.items()}
+                x = x.to(torch.bfloat16)
+            return functional_call(net, (p, b), (x,))
 
         def replica_loss(p, b, x, classes, target):
-            return pair_loss(functional_call(net, (p, b), (x,)), classes, target, self.config)
+            return pair_loss(call(p, b, x), classes, target, self.config)
 
         def replica_errors(p, b, x, classes, target):
-            out = functional_call(net, (p, b), (x,))
+            out = call(p, b, x)
             self.has_digits = out.digits is not None  # plain Python: runs once per call, not per replica
             digit_wrong = (out.digits.argmax(-1) != classes).sum() if self.has_digits \
                 else torch.zeros((), device=device)
@@ -189,7 +221,8 @@ class Vectorized(Engine):
         self.net.train()
 
     def step(self, x, classes, target) -> torch.Tensor:
-        losses = self.batched_loss(self.params, self.buffers, x, classes, target)
+        with self.precision():
+            losses = self.batched_loss(self.params, self.buffers, x, classes, target)
         self.optimizers[0].zero_grad(set_to_none=True)
         losses.sum().backward()  # each replica's gradient is that of its own loss
         self.optimizers[0].step()
@@ -202,8 +235,9 @@ class Vectorized(Engine):
         digit, compare = torch.zeros(r, device=self.device), torch.zeros(r, device=self.device)
         chunk = max(1, 4000 // r)  # pairs per replica per forward pass: bounded activation memory
         for i in range(0, m, chunk):
-            d, k = self.batched_errors(self.params, self.buffers, x[:, i:i + chunk], classes[:, i:i + chunk],
-                                       target[:, i:i + chunk])
+            with self.precision():
+                d, k = self.batched_errors(self.params, self.buffers, x[:, i:i + chunk], classes[:, i:i + chunk],
+                                           target[:, i:i + chunk])
             digit += d
             compare += k
         return [(100.0 * float(d) / (2 * m) if self.has_digits else math.nan, 100.0 * float(k) / m)
@@ -225,6 +259,22 @@ class Vectorized(Engine):
             for name, value in state["buffers"].items():
                 self.buffers[name].copy_(value)
         set_rng_state(state["rngs"][0], self.device)
+
+
+def _lowered_precision(net: torch.nn.Module, config: TrainConfig) -> set[str]:
+    """Under bf16, autocast by hand for the vectorized engine, whose vmapped convolutions bypass autocast: the
+    names of the parameters to run in bfloat16 (convolutions' and linear layers'), and on `net`, batch norm
+    made to normalise in float32 and hand on bfloat16, as it does under autocast on CPU (vmap's batch norm
+    refuses mixed dtypes). Empty for fp32, and `net` untouched."""
+    if config.precision != "bf16":
+        return set()
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.register_forward_pre_hook(lambda _m, args: (args[0].float(), *args[1:]))
+            module.register_forward_hook(lambda _m, _args, out: out.to(torch.bfloat16))
+    layers = (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
+    return {f"{prefix}.{name}" if prefix else name for prefix, module in net.named_modules()
+            if isinstance(module, layers) for name, _ in module.named_parameters(recurse=False)}
 
 
 ENGINES = {engine.name: engine for engine in (InTurn, Vectorized)}

@@ -105,9 +105,11 @@ def replica_epochs(engine_type: type[Engine], configs: list[TrainConfig], datas:
         if config.repair:
             train = _repair_all(train, shuffles)
         losses = _train_epoch(engine, train, shuffles, config)
-        # (digit, comparison) error per replica on each split; the comparison error on train is not reported.
-        train_err, test_err, val_err = [engine.errors(x, c, y) if x.shape[1] else [(math.nan, math.nan)] * r
-                                        for x, y, c in (train, test, val)]
+        # (digit, comparison) error per replica on each split; the comparison error on train is not reported,
+        # and with `train_eval: final` the training digits are measured at the final epoch only (NaN before).
+        measure_train = config.train_eval == "every" or epoch == config.epochs
+        train_err, test_err, val_err = [engine.errors(x, c, y) if x.shape[1] and wanted else [(math.nan, math.nan)] * r
+                                        for (x, y, c), wanted in ((train, measure_train), (test, True), (val, True))]
         elapsed += time.perf_counter() - tick
         metrics = [{"epoch": epoch, "train_loss": losses[j], "train_error": train_err[j][0],
                     "test_digit_error": test_err[j][0], "test_error": test_err[j][1],
@@ -124,7 +126,10 @@ def _train_epoch(engine: Engine, train, shuffles: list[torch.Generator], config:
     device = x.device
     rows = torch.arange(r, device=device)[:, None]
     engine.train()
-    order = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)  # (R, N)
+    if config.batch_order == "fixed":  # the drawn order every epoch, as the authors' code
+        order = torch.arange(n, device=device).expand(r, n)
+    else:
+        order = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)  # (R, N)
     total = torch.zeros(r, device=device)
     steps = 0
     for i in range(0, n, config.batch_size):
@@ -195,10 +200,14 @@ def _upgrade_fit_snapshot(old: dict) -> dict:
 
 
 def load_data(config: TrainConfig, data_dir=None) -> PairSet:
-    return generate_pair_sets(config.pairs, config.seed, data_dir=data_dir, n_test=config.test_pairs)
+    return generate_pair_sets(config.pairs, config.seed, data_dir=data_dir, n_test=config.test_pairs,
+                              standardise=config.standardise)
 
 
 def train_once(config: TrainConfig, device=None, on_epoch=None, data_dir=None) -> dict:
     """Draw the data for `config.seed` and fit: the one-call API for scripts and `tune-digits train`."""
     device = device if device is not None else choose_device()
+    # Threads first: drawing the pairs on more threads than the run later uses changes float rounding, and so
+    # every metric (`--set threads=1` then matches a 1-CPU trial, whose process starts with 1 thread).
+    prepare_device(config, torch.device(device))
     return fit(config, load_data(config, data_dir), device, on_epoch=on_epoch)

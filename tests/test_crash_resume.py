@@ -1,0 +1,153 @@
+"""Crash-safe searches, killed for real: `tune-digits search` runs as its own process on its own local Ray, is
+killed with SIGKILL at several moments (during the first trial, mid-way, just after a checkpoint was written),
+one trial's worker process is killed too, one run is stopped with SIGINT, and each time the same command is
+run again. In the end every (configuration, seed, epoch) has exactly one row, with the metrics of a run that
+was never interrupted, and no process of any killed driver's Ray is left.
+
+Every moment is detected from files the search writes (rows, the pause hook's marker), never from a sleep.
+Trials run one at a time (--max-concurrent 1), so which trials are still to run at each moment is known."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tune_digits.results import count_rows
+from tune_digits.search import DELAY_ENV, PAUSE_ENV
+from tune_digits.search.reaper import marked_processes
+
+EPOCHS, TRIALS = 4, 4  # 2 configurations × 2 seeds
+ARGS = ["search", "linear", "--pairs", "40", "--epochs", str(EPOCHS), "--reps", "2", "--set", "nodes=[16, 32]",
+        "--set", "layers=1", "--set", "dropout=false", "--max-concurrent", "1", "--num-cpus", "2"]
+
+
+class Driver:
+    """One `tune-digits search` process, its output in files."""
+
+    def __init__(self, tmp: Path, name: str, run: str, env: dict | None = None):
+        self.exp = tmp / "linear" / name
+        self.out, self.err = tmp / f"{run}.out", tmp / f"{run}.err"
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from tune_digits.cli import main; main()", *ARGS, "--output", str(tmp),
+                 "--name", name], stdout=out, stderr=err, env={**os.environ, DELAY_ENV: "0.2", **(env or {})})
+
+    def rows(self) -> int:
+        return rows_in(self.exp)
+
+    def wait_for(self, what: str, ready, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                pytest.fail(f"{what}: never happened (rc {self.process.poll()})\n{self.err.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def token(self) -> str:
+        """The mark of the Ray this driver started (reaper.py), from the file it keeps beside the experiment."""
+        record = self.exp.parent / f".{self.exp.name}.ray"
+        self.wait_for("the local Ray's mark", lambda: record.exists() and record.read_text().strip())
+        return record.read_text().strip()
+
+    def kill(self) -> None:
+        """SIGKILL, then wait (at most 30 s) until no process of its Ray is left."""
+        token = self.token()
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(30) == -signal.SIGKILL
+        deadline = time.monotonic() + 30
+        while marked_processes(token) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marked_processes(token) == [], "processes of the killed driver's Ray are left"
+
+    def finish(self, timeout: float = 180) -> int:
+        return self.process.wait(timeout)
+
+
+def rows_in(exp: Path) -> int:
+    try:
+        return sum(count_rows(exp).values())
+    except (OSError, ValueError, KeyError):
+        return 0  # a file being replaced right now
+
+
+def runs(exp: Path) -> dict[tuple, dict]:
+    """epochs.csv by (configuration, seed, epoch), without the columns that say when and where it ran;
+    a key seen twice fails."""
+    out = {}
+    with (exp / "epochs.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            key = (row["nodes"], row["seed"], row["epoch"])
+            assert key not in out, f"two rows for {key}"
+            out[key] = {k: v for k, v in row.items() if k not in ("trial_id", "time_s", "wall_time", "node")}
+    return out
+
+
+def last_progress(driver: Driver) -> str:
+    return [line for line in driver.err.read_text().splitlines() if line.startswith("[linear/")][-1]
+
+
+def test_killed_driver_and_worker_resume_to_the_uninterrupted_numbers(tmp_path, ray_tmpdir, hang_guard):
+    hang_guard(540)
+    total = TRIALS * EPOCHS
+    marker = tmp_path / "pause"
+    said, start = [], time.monotonic()
+    # The same search, never interrupted, on a Ray of its own, meanwhile.
+    reference = Driver(tmp_path, "reference", "reference")
+
+    def rerun(run: str, env: dict | None = None) -> Driver:
+        said.append(f"{time.monotonic() - start:5.1f} s: {run} starts with {rows_in(tmp_path / 'linear' / 'k')} rows")
+        return Driver(tmp_path, "k", run, env)
+
+    # 1. Killed during the first trial, once its first epoch's row is written.
+    first = rerun("run1")
+    first.wait_for("a first row", lambda: first.rows() >= 1)
+    first.kill()
+    # 2. Killed mid-way: one trial done, the second under way.
+    second = rerun("run2")
+    second.wait_for("six rows", lambda: second.rows() >= EPOCHS + 2)
+    second.kill()
+    # 3. Paused just after writing an epoch-3 checkpoint: that trial's worker is killed (Tune retries the
+    #    trial), then, when the next trial pauses there, the driver.
+    third = rerun("run3", {PAUSE_ENV: f"epoch=3,times=2,marker={marker}"})
+    for slot in (0, 1):
+        pause = marker / f"pause-{slot}"
+        third.wait_for(f"pause {slot}", lambda: pause.exists() and pause.read_text().strip())
+        if slot == 0:
+            os.kill(int(pause.read_text()), signal.SIGKILL)
+    third.kill()
+    # 4. Ctrl-C (SIGINT) while the first trial to reach its last epoch waits after that epoch's checkpoint
+    #    (the trial run 3 was killed in has one more to go): status 130, nothing lost.
+    fourth = rerun("run4", {PAUSE_ENV: f"epoch={EPOCHS},times=1,marker={marker}-int"})
+    fourth.wait_for("the last pause", lambda: (marker.parent / "pause-int" / "pause-0").exists())
+    fourth.process.send_signal(signal.SIGINT)
+    (marker.parent / "pause-int" / "release").touch()
+    assert fourth.finish() == 130, fourth.err.read_text()[-3000:]
+    assert "interrupted: rerun the same command to resume" in fourth.out.read_text()
+    line = last_progress(fourth)
+    done = int(line.split("] ")[1].split("/")[0])
+    assert done < TRIALS and "interrupted" in line, line
+    # 5. The same command again finishes the search.
+    fifth = rerun("run5")
+    assert fifth.finish() == 0, fifth.err.read_text()[-3000:]
+    assert f"{TRIALS}/{TRIALS} trials finished, 0 failed" in fifth.out.read_text()
+    done_line = f"{TRIALS}/{TRIALS} trials done (0 running, 0 failed) · epochs {total}/{total} (100 %)"
+    assert done_line in last_progress(fifth)
+    said.append(f"{time.monotonic() - start:5.1f} s: run5 ends with {fifth.rows()} rows")
+
+    assert reference.finish() == 0, reference.err.read_text()[-3000:]
+    resumed, uninterrupted = runs(fifth.exp), runs(reference.exp)
+    assert len(resumed) == len(uninterrupted) == total
+    assert resumed == uninterrupted
+    meta = json.loads((fifth.exp / "search.json").read_text())
+    assert {e["status"] for e in meta["trials"].values()} == {"TERMINATED"} and len(meta["trials"]) == TRIALS
+    # The trial whose worker was killed was retried within run 3 and finished later.
+    assert any("recovered_from" in e for e in meta["trials"].values())
+    assert not (fifth.exp.parent / ".k.ray").exists()
+    print("\n".join(said))
