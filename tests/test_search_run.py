@@ -331,7 +331,7 @@ class TestLocalRay:
         outcome = run_search(plan, progress=False, echo=lambda _: None)
         assert faults.spent() == 1 and (outcome.finished, outcome.failed) == (4, 0)
         check_complete(trial_rows(plan.experiment_dir), trials=4, epochs=3)
-        saved = sorted(plan.experiment_dir.glob("ray/states/*.pt"))
+        saved = sorted(plan.experiment_dir.glob("ray/states-*/*.pt"))
         # One checkpoint left per run (the older one is removed once the newer one is whole): the last epoch's,
         # with the reports of its three epochs; Tune holds none of its own.
         assert len(saved) == 4 and {p.name.rsplit("-", 1)[1] for p in saved} == {"0003.pt"}
