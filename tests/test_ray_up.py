@@ -380,7 +380,7 @@ def loopback():
 
 
 def _test_copy(lb: Loopback, port: int) -> Path:
-    """cluster-onprem.yaml with only the addresses and keys changed."""
+    """cluster-onprem.yaml with only the addresses and keys changed (and the dashboard agent's port)."""
     shipped = yaml.safe_load(ONPREM.read_text())
     config = json.loads(json.dumps(shipped))
     config["provider"].update(head_ip="127.0.0.1", worker_ips=[])
@@ -391,6 +391,14 @@ def _test_copy(lb: Loopback, port: int) -> Path:
         {k: v for k, v in shipped.items() if k not in ("provider", "auth")}
     assert {**config["provider"], "head_ip": None, "worker_ips": None} == \
         {**shipped["provider"], "head_ip": None, "worker_ips": None}
+    # One machine, several Rays: the dashboard agent's fixed port (52365), which serves Ray Jobs, may be held by
+    # another Ray here (an agent that cannot bind it runs without it: "No available agent to submit job").
+    # The head's start command gets a free one; on a real cluster each node is its own machine.
+    head = config["head_start_ray_commands"]
+    [start] = [i for i, cmd in enumerate(head) if "--head" in cmd]
+    head[start] = head[start].replace("--dashboard-host=127.0.0.1",
+                                      f"--dashboard-host=127.0.0.1 --dashboard-agent-listen-port={_free_port()}")
+    assert head[start] != shipped["head_start_ray_commands"][start]
     path = lb.base / ONPREM.name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
