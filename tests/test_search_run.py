@@ -340,6 +340,27 @@ class TestLocalRay:
         assert all([r["epoch"] for r in p["reports"]] == [1, 2, 3] for p in payloads)
         assert not list(plan.experiment_dir.glob("ray/*/checkpoint_*"))
 
+    def test_trials_continue_from_their_own_checkpoints_when_tunes_state_is_lost(self, tmp_path, trial_rows):
+        """A driver killed before Tune first saved its state leaves trials Tune does not know: the rerun starts
+        them again under new ids, each continues from its run's checkpoint (here the last epoch's: nothing to
+        train), and takes over the old trial's rows, so each (configuration, seed, epoch) keeps one row."""
+        plan = make_plan(tmp_path)
+        run_search(plan, progress=False, echo=lambda _: None)
+        exp = plan.experiment_dir
+        before = {(rs[0]["nodes"], rs[0]["seed"]): untimed(rs) for rs in trial_rows(exp).values()}
+        for state in (exp / "ray").glob("*state-*.json"):
+            state.unlink()
+        said = []
+        again = run_search(make_plan(tmp_path), progress=False, echo=said.append)
+        assert (again.finished, again.failed, again.interrupted) == (4, 0, False)
+        assert any("Ray's saved state is missing" in line for line in said)
+        after = trial_rows(exp)
+        check_complete(after, trials=4, epochs=2)
+        assert not set(after) & {r[0]["trial_id"] for r in before.values()}  # new trial ids, old rows moved
+        assert {(rs[0]["nodes"], rs[0]["seed"]): [{**r, "trial_id": 0} for r in untimed(rs)]
+                for rs in after.values()} == {k: [{**r, "trial_id": 0} for r in v] for k, v in before.items()}
+        assert set(statuses(exp)) == set(after)
+
     def test_results_without_a_ray_folder_are_never_overwritten(self, tmp_path):
         """A result set committed to git has search.json and epochs.csv but no ray/ folder: a rerun under
         the same name refuses instead of replacing the results."""

@@ -291,15 +291,17 @@ def spaces(spaces_dir):
               help="Train the seeds of a trial as one batched model (torch.func.vmap); needs --seeds-per-trial 2+. "
                    "Dropout masks and float rounding differ from one seed per trial. See BENCHMARKS.md for when it pays.")
 @click.option("--search", "searcher", type=click.Choice(list(SEARCHERS)),
-              help="How configurations are chosen (default: the space's search: block, else grid). " + help_text(SEARCHERS))
+              help="How configurations are chosen (default: the space's search: block, else grid). "
+                   + help_text(SEARCHERS))
 @click.option("--num-samples", type=int,
               help="Configurations drawn by the searchers other than grid (required by them, unless the space's "
                    "search: block gives samples); grid: runs of the whole grid, each distribution drawn anew.")
 @click.option("--scheduler", type=click.Choice(list(SCHEDULERS)),
               help="When trials stop (default: the search: block's, else fifo). " + help_text(SCHEDULERS))
 @click.option("--metric", type=click.Choice(list(METRICS)),
-              help="What searchers and schedulers that choose minimise. Default val_error on a validation split "
-                   "(val_fraction 0.2 unless the space sets one); test_error chooses on the test set, with a warning.")
+              help="What searchers and schedulers that choose minimise. Default val_error on a validation "
+                   "split (val_fraction 0.2 unless the space sets one); test_error chooses on the test set, with "
+                   "a warning.")
 @click.option("--log", "trackers", multiple=True, metavar="BACKEND",
               help=f"Track the search in {', '.join(TRACKERS)} (Ray Tune's callbacks; repeatable; needs "
                    f"'tune-digits[tracking]'). README: 'Watch a search'.")
