@@ -5,6 +5,11 @@ SQLite store, TensorBoard beside the checkpoints: what a user gets without a ser
 
     .venv/bin/python benchmarks/bench_tracking.py                 # LeNet, 4 configurations × 2 seeds, 5 epochs
     .venv/bin/python benchmarks/bench_tracking.py --repeats 2 --epochs 3
+    .venv/bin/python benchmarks/bench_tracking.py --driver-time     # time inside each tracker's hooks, one search
+
+With --driver-time, one search with all three trackers runs in this process and the time the driver spends in
+each tracker's hooks is summed: Tune's driver runs callbacks between trials' reports, so that time delays the
+search directly, whatever the machine's load. W&B's per-trial logging processes come on top (wall time only).
 """
 from __future__ import annotations
 
@@ -38,6 +43,59 @@ def run_once(args, variant: str, folder: Path) -> float:
     return wall
 
 
+HOOKS = ("log_trial_start", "log_trial_result", "log_trial_end", "on_experiment_end")
+
+
+def driver_time(args) -> None:
+    """One search (4 configurations × --reps seeds, linear net) with all three trackers; seconds in each hook."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from ray.air.integrations.wandb import WandbLoggerCallback
+    from ray.tune.logger import TBXLoggerCallback
+
+    from tune_digits.search import Algorithm, RunOptions, Sizes, plan_search, run_search
+    from tune_digits.spaces import apply_overrides, load_space
+
+    spent: dict[tuple[str, str], list[float]] = {}
+
+    def timed(name, cls, hook):
+        inner = getattr(cls, hook)
+
+        def wrapper(self, *a, **k):
+            start = time.perf_counter()
+            try:
+                return inner(self, *a, **k)
+            finally:
+                spent.setdefault((name, hook), []).append(time.perf_counter() - start)
+        setattr(cls, hook, wrapper)
+
+    from tune_digits.search import tracking
+
+    for name, base, ours in (("tensorboard", TBXLoggerCallback, TBXLoggerCallback),
+                             ("mlflow", MLflowLoggerCallback, tracking.TaggedMLflow),
+                             ("wandb", WandbLoggerCallback, tracking.TaggedWandb)):
+        for hook in HOOKS:  # the outermost definition only, so no call is counted twice
+            cls = ours if hook in vars(ours) else base
+            if hook in vars(cls):
+                timed(name, cls, hook)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.update(WANDB_MODE="offline", WANDB_DIR=tmp, WANDB_SILENT="true")
+        space = apply_overrides(load_space("linear"), {"nodes": [16, 32], "layers": [1, 2], "dropout": False})
+        plan = plan_search(space, output=tmp, sizes=Sizes(pairs=args.pairs, reps=args.reps, epochs=args.epochs),
+                           algorithm=Algorithm(), options=RunOptions(log=("tensorboard", "mlflow", "wandb")))
+        start = time.perf_counter()
+        outcome = run_search(plan, progress=False, num_cpus=args.cpus, echo=lambda _: None)
+        wall = time.perf_counter() - start
+    results = plan.num_trials * args.epochs
+    print(f"{outcome.finished}/{outcome.trials} trials × {args.epochs} epochs = {results} results, wall {wall:.1f} s, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'tracker':12s} {'hook':18s} {'calls':>6s} {'total s':>8s} {'mean ms':>8s}")
+    for (name, hook), values in sorted(spent.items()):
+        print(f"{name:12s} {hook:18s} {len(values):6d} {sum(values):8.2f} {1000 * sum(values) / len(values):8.1f}")
+    for name in ("tensorboard", "mlflow", "wandb"):
+        total = sum(sum(v) for (n, _), v in spent.items() if n == name)
+        print(f"{name}: {total:.2f} s on the driver, {1000 * total / results:.1f} ms per reported epoch")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
@@ -45,7 +103,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--driver-time", action="store_true", help="time inside each tracker's hooks instead")
     args = parser.parse_args()
+    if args.driver_time:
+        return driver_time(args)
     walls: dict[str, list[float]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):

@@ -4,6 +4,7 @@ driver's Ray (tests/test_crash_resume.py kills a real search)."""
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from tune_digits.results import append_rows, count_rows
 from tune_digits.search.checkpoints import RunStore, run_key
 from tune_digits.search.progress import progress_line
 from tune_digits.search.reaper import OWNER_ENV, Watchdog, marked_processes, new_token, stop_marked
-from tune_digits.search.runner import usable_state
+from tune_digits.search.resume import usable_state
 
 
 def local_store(tmp_path, config=None) -> RunStore:
@@ -58,10 +59,18 @@ def test_a_row_cut_short_by_a_kill_is_dropped_before_the_next_one(tmp_path):
 
 def test_an_experiment_state_cut_short_is_set_aside(tmp_path):
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": []}')
+    # Tune's grid searcher writes a pickle under a .json name.
+    (tmp_path / "basic-variant-state-2026-01-01_00-00-00.json").write_bytes(pickle.dumps({"_iterators": []}))
     cut = tmp_path / "experiment_state-2026-01-02_00-00-00.json"
     cut.write_text('{"trial_data": [')
     assert usable_state(str(tmp_path))
     assert not cut.exists() and cut.with_name(cut.name + ".incomplete").exists()
+    # The searcher's state of the newest session cut short: that whole session is set aside.
+    (tmp_path / "experiment_state-2026-01-03_00-00-00.json").write_text('{"trial_data": []}')
+    (tmp_path / "basic-variant-state-2026-01-03_00-00-00.json").write_text('{"cut')
+    assert usable_state(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.glob("*-2026-01-03_00-00-00.json.incomplete")) == [
+        "basic-variant-state-2026-01-03_00-00-00.json.incomplete", "experiment_state-2026-01-03_00-00-00.json.incomplete"]
     (tmp_path / "experiment_state-2026-01-01_00-00-00.json").write_text("")
     assert not usable_state(str(tmp_path))  # nothing whole is left: the search starts its trials again
     assert usable_state("s3://bucket/path")  # remote storage: Tune's to read

@@ -55,7 +55,8 @@ def test_sampling_searchers_run_every_seed_of_each_configuration(tmp_path, trial
     meta = meta_of(plan)
     assert all(e["config"]["seeds"] == [0, 1, 2] and "seed" not in e["config"] for e in meta["trials"].values())
     chooses = searcher == "optuna"
-    assert (meta["metric"], meta["fixed"].get("val_fraction")) == (("val_error", 0.2) if chooses else ("test_error", None))
+    expected = ("val_error", 0.2) if chooses else ("test_error", None)
+    assert (meta["metric"], meta["fixed"].get("val_fraction")) == expected
     assert all((r["val_error"] != "") == chooses for rs in rows.values() for r in rs)
 
 

@@ -137,7 +137,8 @@ def _missing(monkeypatch, package: str) -> None:
     (["--search", "random"], "--search random draws configurations: say how many with --num-samples N", None),
     (["--search", "optuna"], "--search optuna draws configurations", None),
     (["--log", "neptune"], "unknown --log 'neptune'; use one of tensorboard, mlflow, wandb", None),
-    (["--log", "mlflow"], "--log mlflow needs mlflow: pip install -c constraints.txt 'tune-digits[tracking]'", "mlflow"),
+    (["--log", "mlflow"], "--log mlflow needs mlflow: pip install -c constraints.txt 'tune-digits[tracking]'",
+     "mlflow"),
     (["--search", "hyperopt", "--num-samples", "2"], "needs hyperopt: pip install -c constraints.txt "
                                                      "'tune-digits[hyperopt]'", "hyperopt"),
     (["--scheduler", "pbt"], "--scheduler pbt mutates lr or weight_decay, and neither is a grid axis", None),

@@ -229,6 +229,32 @@ class TestLocalRay:
         assert (plan.experiment_dir / "search.json").read_text() == '{"trials": {}}'
         assert not (plan.experiment_dir.parent / ".archive").exists()
 
+    def test_trials_that_wait_for_nodes_still_to_join_need_shared_storage(self, tmp_path):
+        # A cluster's head that cannot run a trial (here: no GPU, --require-gpu) will run them on nodes that join.
+        plan = make_plan(tmp_path, gpus_per_trial=0.25)
+        with pytest.raises(SearchError, match="the trials will run on nodes still to join: pass --storage"):
+            run_search(plan, address="auto", progress=False, require_gpu=True, echo=lambda _: None)
+        assert not plan.experiment_dir.exists()
+
+    def test_a_search_resumes_from_its_copy_on_the_storage(self, tmp_path, trial_rows):
+        # A Ray job runs in a fresh copy of the working dir: the next job finds the tables on the storage only.
+        shared = tmp_path / "shared"
+        one = {"nodes": 16, "layers": 1, "dropout": False}  # one trial of one epoch
+        first = make_plan(tmp_path / "job1", overrides=one, storage=str(shared), reps=1, epochs=1)
+        assert run_search(first, progress=False, echo=lambda _: None).finished == 1
+        copy = shared / "linear" / "t"
+        assert (copy / "ray").is_dir() and trial_rows(copy) == trial_rows(first.experiment_dir)
+        again = make_plan(tmp_path / "job2", overrides=one, storage=str(shared), reps=1, epochs=1)
+        said = []
+        outcome = run_search(again, progress=False, echo=said.append)
+        assert (outcome.resumed, outcome.finished) == (True, 1) and any("resuming" in s for s in said)
+        assert trial_rows(again.experiment_dir) == trial_rows(first.experiment_dir)  # nothing rerun
+        # --restart moves the storage's copy aside too, so the new trials are not mixed with the old.
+        outcome = run_search(again, restart=True, progress=False, echo=lambda _: None)
+        assert not outcome.resumed and any("on the storage moved to" in n for n in outcome.notes)
+        assert len(list((shared / "linear" / ".archive").iterdir())) == 1
+        assert set(trial_rows(copy)) == set(trial_rows(again.experiment_dir)) != set(trial_rows(first.experiment_dir))
+
     def test_gpu_asked_none_present_falls_back_to_cpu(self, tmp_path, hang_guard):
         hang_guard(180)  # asking Ray for a GPU no node has would wait forever
         args = ["search", "linear", "--pairs", "20", "--reps", "1", "--epochs", "1", "--set", "nodes=[16, 32]",
@@ -305,7 +331,7 @@ class TestLocalRay:
         outcome = run_search(plan, progress=False, echo=lambda _: None)
         assert faults.spent() == 1 and (outcome.finished, outcome.failed) == (4, 0)
         check_complete(trial_rows(plan.experiment_dir), trials=4, epochs=3)
-        saved = sorted(plan.experiment_dir.glob("ray/states/*.pt"))
+        saved = sorted(plan.experiment_dir.glob("ray/states-*/*.pt"))
         # One checkpoint left per run (the older one is removed once the newer one is whole): the last epoch's,
         # with the reports of its three epochs; Tune holds none of its own.
         assert len(saved) == 4 and {p.name.rsplit("-", 1)[1] for p in saved} == {"0003.pt"}
@@ -313,6 +339,27 @@ class TestLocalRay:
         assert {p["state"]["epoch"] for p in payloads} == {3}
         assert all([r["epoch"] for r in p["reports"]] == [1, 2, 3] for p in payloads)
         assert not list(plan.experiment_dir.glob("ray/*/checkpoint_*"))
+
+    def test_trials_continue_from_their_own_checkpoints_when_tunes_state_is_lost(self, tmp_path, trial_rows):
+        """A driver killed before Tune first saved its state leaves trials Tune does not know: the rerun starts
+        them again under new ids, each continues from its run's checkpoint (here the last epoch's: nothing to
+        train), and takes over the old trial's rows, so each (configuration, seed, epoch) keeps one row."""
+        plan = make_plan(tmp_path)
+        run_search(plan, progress=False, echo=lambda _: None)
+        exp = plan.experiment_dir
+        before = {(rs[0]["nodes"], rs[0]["seed"]): untimed(rs) for rs in trial_rows(exp).values()}
+        for state in (exp / "ray").glob("*state-*.json"):
+            state.unlink()
+        said = []
+        again = run_search(make_plan(tmp_path), progress=False, echo=said.append)
+        assert (again.finished, again.failed, again.interrupted) == (4, 0, False)
+        assert any("Ray's saved state is missing" in line for line in said)
+        after = trial_rows(exp)
+        check_complete(after, trials=4, epochs=2)
+        assert not set(after) & {r[0]["trial_id"] for r in before.values()}  # new trial ids, old rows moved
+        assert {(rs[0]["nodes"], rs[0]["seed"]): [{**r, "trial_id": 0} for r in untimed(rs)]
+                for rs in after.values()} == {k: [{**r, "trial_id": 0} for r in v] for k, v in before.items()}
+        assert set(statuses(exp)) == set(after)
 
     def test_results_without_a_ray_folder_are_never_overwritten(self, tmp_path):
         """A result set committed to git has search.json and epochs.csv but no ray/ folder: a rerun under

@@ -4,7 +4,11 @@ inside the functions that run a search: planning, a dry run and `--help` never p
 - plan: what will run (`plan_search` → `SearchPlan`, `describe_plan`), no Ray;
 - algorithms: the registries of searchers and schedulers, and the plan in Tune's terms;
 - runner: Ray start, the experiment's lock, the Tuner (new or restored), the outcome;
-- trainable: the trial (Ray ↔ train); writer and progress: the driver-side callbacks (live: what they share);
+- placement: on a cluster, where the state lives (--storage): the preflight, Ray's folder, the tables' copy;
+- resume: Tune's saved state of an interrupted search (reads whole?, restored);
+- trainable: the trial (Ray ↔ train), continuing from its own checkpoints (checkpoints); writer and progress:
+  the driver-side callbacks (live: what they share);
+- reaper: the mark and watchdog of a local Ray, so that a driver killed hard leaves no process behind;
 - faults: the fault-injection hooks of the tests.
 """
 import sys

@@ -1,5 +1,7 @@
-"""The trials' own checkpoints, in the experiment's Ray folder: `states/<run key>-<epoch>.pt`, one run per
-file name (a configuration and its seed or seeds), written whole or not at all.
+"""The trials' own checkpoints, in the experiment's Ray folder: `states-<start>/<run key>-<epoch>.pt`, one
+run per file name (a configuration and its seed or seeds), written whole or not at all. `<start>` is when
+the search first started (search.json's `started`), so that a search started afresh with --restart never
+continues from the checkpoints of the one it replaced (on --storage they stay where they were).
 
 Why not Tune's checkpoints: Tune deletes a trial's older checkpoint as soon as a newer one arrives, but saves
 its experiment state (which names the checkpoint to restore) only now and then, so a driver killed in between
@@ -17,7 +19,9 @@ import io
 import json
 import os
 
-STATES_DIR = "states"
+def states_dir(started: str) -> str:
+    """The folder of a search's checkpoints, from search.json's `started` (digits only: a portable name)."""
+    return "states-" + "".join(c for c in started if c.isdigit())
 
 
 def run_key(config: dict) -> str:
@@ -34,12 +38,12 @@ class RunStore:
         self.fs, self.folder, self.key = fs, folder.rstrip("/"), key
 
     @classmethod
-    def for_trial(cls, config: dict) -> "RunStore":
-        """The store of the running trial's run, under the experiment's folder on Tune's storage."""
+    def for_trial(cls, config: dict, states: str) -> "RunStore":
+        """The store of the running trial's run, in folder `states` of the experiment's folder on Tune's storage."""
         from ray import tune
 
         storage = tune.get_context().get_storage()
-        folder = f"{storage.experiment_fs_path}/{STATES_DIR}"
+        folder = f"{storage.experiment_fs_path}/{states}"
         return cls(storage.storage_filesystem, folder, run_key(config))
 
     def _path(self, epoch: int) -> str:

@@ -7,7 +7,6 @@ under --storage) and the tidy tables of outputs/README.md, which the ResultWrite
 """
 from __future__ import annotations
 
-import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,10 @@ from typing import Callable
 
 from ..provenance import code_version, driver_machine, relative_to, versions
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
+from .checkpoints import states_dir
+from .placement import archive_stored, check_storage, fetch_stored, mirror_for, ray_location
 from .plan import Resources, SearchError, SearchPlan, previous_meta
+from .resume import exists, restore
 
 
 @dataclass
@@ -171,50 +173,49 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
     from .live import Session, running
 
     exp_dir = plan.experiment_dir
+    fetch_stored(plan)  # a search started elsewhere (another Ray job's copy of the working dir) resumes
     previous = previous_meta(exp_dir)
     if previous and not restart and previous.get("fingerprint") != plan.fingerprint():
         raise SearchError(f"{exp_dir} holds a different search (other grid, seeds or fixed values); "
                           f"use --name to start another, or --restart to archive it and start afresh")
     mnist = load_mnist14(data_dir)  # fails here, before Ray starts, on a bad --data-dir
+    mirror = None
     with ray_session(address, verbose, num_cpus, num_gpus, record=exp_dir.parent / f".{exp_dir.name}.ray"):
         try:
             plan, note = check_gpus(plan, require_gpu, address)
+            check_storage(plan, address)
             notes = list(plan.notes)
             if note:
                 notes.append(note)
                 echo(f"note: {note}")
             if restart and exp_dir.exists():
                 # Only now that the search can start: a refused search leaves the earlier results in place.
-                notes.append(_archive(exp_dir, plan.name))
+                notes += _archive(plan)
                 previous = None
-            location = _ray_location(plan)
+            location = ray_location(plan, previous)
             exp_dir.mkdir(parents=True, exist_ok=True)
             meta = _start_meta(plan, previous, command, ray_path=location[2])
-            with running(Session(plan, meta, show_progress=progress)) as key:
-                tuner, resumed = _tuner(plan, key, previous, mnist, location, verbose, echo)
+            mirror = mirror_for(plan)
+            with running(Session(plan, meta, show_progress=progress, mirror=mirror)) as key:
+                tuner, resumed = _tuner(plan, key, previous, mnist, (*location, states_dir(meta["started"])),
+                                        verbose, echo)
                 with _without_tune_loggers():
                     results = tuner.fit()  # Ctrl-C stops it and returns the partial results
             return _outcome(plan, meta, len(results.errors), resumed, notes, echo)
         finally:
             write_epochs_csv(exp_dir)
+            if mirror:
+                mirror.push(force=True)  # the final tables, also after Ctrl-C or an error
 
 
-def _archive(exp_dir: Path, name: str) -> str:
-    """Move an experiment's folder to OUTPUT/SPACE/.archive/NAME-<time>; returns the note that says where."""
-    archive = exp_dir.parent / ".archive" / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+def _archive(plan: SearchPlan) -> list[str]:
+    """Move an experiment's folder to OUTPUT/SPACE/.archive/NAME-<time> (and its copy on --storage likewise);
+    returns the notes that say where."""
+    exp_dir = plan.experiment_dir
+    archive = exp_dir.parent / ".archive" / f"{plan.name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
     archive.parent.mkdir(parents=True, exist_ok=True)
     os.replace(exp_dir, archive)
-    return f"earlier results moved to {archive}"
-
-
-def _ray_location(plan: SearchPlan) -> tuple[str, str, str]:
-    """Tune's storage_path, experiment name and the path of its folder: under --storage, else the
-    experiment's own ray/ folder."""
-    if plan.options.storage:
-        storage_path, exp_name = plan.options.storage, f"{plan.space.name}-{plan.name}"
-    else:
-        storage_path, exp_name = str(plan.experiment_dir), "ray"
-    return storage_path, exp_name, f"{storage_path.rstrip('/')}/{exp_name}"
+    return [f"earlier results moved to {archive}", *archive_stored(plan)]
 
 
 def _start_meta(plan: SearchPlan, previous: dict | None, command: str, ray_path: str) -> dict:
@@ -254,9 +255,10 @@ def space_file(space, exp_dir: Path) -> str:
     return relative_to(space.path, exp_dir)
 
 
-def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: tuple[str, str, str],
+def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: tuple[str, str, str, str],
            verbose: bool, echo):
-    """(Tuner, resumed): Tune's restored experiment when there is one to resume, else a new Tuner.
+    """(Tuner, resumed): Tune's restored experiment when there is one to resume, else a new Tuner. `location`:
+    Tune's storage path, experiment name, its folder, and the folder of the trials' checkpoints in it.
 
     A restored Tuner brings back the callbacks pickled when the experiment started; they find this run's
     session through the experiment's folder (live.py), so nothing of the restored run config needs replacing."""
@@ -272,15 +274,15 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.options.checkpoint_every,
                              vectorize=plan.options.vectorize, networks=ship_network(plan.network),
-                             tune_checkpoints=exploits),
+                             states=location[3], tune_checkpoints=exploits),
         {"cpu": plan.resources.cpus_per_trial, "gpu": plan.resources.gpus_per_trial})
-    storage_path, exp_name, ray_path = location
-    restored = _restore(ray_path, trainable, plan.experiment_dir) if previous else None
+    storage_path, exp_name, ray_path, _ = location
+    restored = restore(ray_path, trainable, plan.experiment_dir) if previous else None
     if restored is not None:
         echo(f"resuming {plan.experiment_dir} (finished trials are kept, unfinished ones continue from their "
              f"newest checkpoint)")
         return restored, True
-    if previous and has_rows(plan.experiment_dir) and not _exists(ray_path):
+    if previous and has_rows(plan.experiment_dir) and not exists(ray_path):
         # Results without Ray's experiment folder (e.g. a result set committed to git): rerunning would
         # replace them trial by trial, so refuse rather than overwrite.
         raise SearchError(f"{plan.experiment_dir} holds results but no Ray experiment to resume ({ray_path}); "
@@ -299,45 +301,6 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
         checkpoint_config=tune.CheckpointConfig(num_to_keep=3) if exploits else None)
     return tune.Tuner(trainable, param_space=param_space(plan), tune_config=tune_config(plan),
                       run_config=run_config), False
-
-
-def usable_state(ray_path: str) -> bool:
-    """Whether Tune's newest experiment state in a local Ray folder reads whole. Tune writes it in place, so a
-    driver killed while writing leaves it cut short: that file is set aside (…json.incomplete) and the one
-    of the run before is used. False when none is left (or none was written yet). Remote storage: True."""
-    folder = Path(ray_path)
-    if "://" in ray_path or not folder.is_dir():
-        return "://" in ray_path
-    for state in sorted(folder.glob("experiment_state-*.json"), reverse=True):
-        try:
-            json.loads(state.read_text())
-            return True
-        except (OSError, ValueError):
-            os.replace(state, state.with_name(state.name + ".incomplete"))
-    return False
-
-
-def _exists(ray_path: str) -> bool:
-    return "://" in ray_path or Path(ray_path).is_dir()
-
-
-def _restore(ray_path: str, trainable, exp_dir: Path):
-    """Tune's experiment restored (errored trials too: a rerun retries them), or None when there is nothing
-    whole to restore."""
-    import pickle
-
-    from ray import tune
-
-    if not (tune.Tuner.can_restore(ray_path) and usable_state(ray_path)):
-        return None
-    try:
-        return tune.Tuner.restore(ray_path, trainable, resume_errored=True)
-    except (EOFError, pickle.UnpicklingError):  # tuner.pkl cut short by a kill while it was written
-        return None
-    except (AttributeError, ImportError) as err:
-        # Tune's pickle of the experiment names code that is gone: it was started by an earlier tune-digits.
-        raise SearchError(f"{exp_dir}: cannot resume, Ray's saved state names code this version no longer has "
-                          f"({err}); use --restart to archive it and start afresh, or --name to start another") from None
 
 
 def _outcome(plan: SearchPlan, meta: dict, failed: int, resumed: bool, notes: list[str], echo) -> SearchOutcome:

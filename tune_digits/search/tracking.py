@@ -92,13 +92,29 @@ def _tagged_mlflow():
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     class TaggedMLflow(MLflowLoggerCallback):
-        """Ray's MLflow callback, each run tagged with its configuration id and seeds."""
+        """Ray's MLflow callback, each run tagged with its configuration id and seeds, and each result logged
+        as one batch at its epoch (Ray's logs metric by metric: a store commit each, BENCHMARKS.md §8)."""
 
         def log_trial_start(self, trial):
             if trial not in self._trial_runs:
                 tags = {**self.tags, **run_tags(trial.config), "trial_name": str(trial)}
                 self._trial_runs[trial] = self.mlflow_util.start_run(tags=tags, run_name=str(trial)).info.run_id
             super().log_trial_start(trial)
+
+        def log_trial_result(self, iteration, trial, result):
+            import time
+
+            from mlflow import MlflowClient
+            from mlflow.entities import Metric
+            from ray.tune.utils import flatten_dict
+
+            step, now = int(result.get("epoch") or result["training_iteration"]), int(time.time() * 1000)
+            metrics = [Metric(key, float(value), now, step) for key, value in flatten_dict(result).items()
+                       if isinstance(value, (int, float)) and not isinstance(value, bool)
+                       and not key.startswith("config/")]  # the config is the run's params already
+            if not hasattr(self, "_client"):
+                self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._client.log_batch(self._trial_runs[trial], metrics=metrics)
 
     return TaggedMLflow
 

@@ -13,16 +13,17 @@ from .faults import epoch_delay, maybe_fail, maybe_pause
 
 
 def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bool = False,
-              networks: tuple = (), tune_checkpoints: bool = False) -> None:
+              networks: tuple = (), states: str = "states", tune_checkpoints: bool = False) -> None:
     """One (configuration, seed), or with `seeds` in the config one configuration and several seeds
     (`fit_replicas`). It continues from its run's newest checkpoint, wherever one exists: a retry after a
     crash, a rerun after the driver died, or a trial Tune recreated.
 
     A grouped trial reports the mean over its seeds under the usual metric names (what schedulers and
     searchers see) and each seed's own metrics under `replicas`, which the ResultWriter turns into rows.
-    `networks`: specs of networks defined outside tune_digits/models (`ship_network`). `tune_checkpoints`:
-    also hand Tune each checkpoint, and start from the one Tune hands back when it is the newest: Population
-    Based Training clones a trial that way (its exploit)."""
+    `networks`: specs of networks defined outside tune_digits/models (`ship_network`); `states`: the folder of
+    the search's checkpoints (checkpoints.states_dir). `tune_checkpoints`: also hand Tune each checkpoint, and
+    start from the one Tune hands back when it is the newest: Population Based Training clones a trial that
+    way (its exploit)."""
     import ray
     import torch
     from ray import tune
@@ -42,7 +43,7 @@ def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bo
     device = torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
     datas = [generate_pair_sets(c.pairs, c.seed, n_test=c.test_pairs, mnist=mnist, standardise=c.standardise)
              for c in configs]
-    store = RunStore.for_trial(config)
+    store = RunStore.for_trial(config, states)
     saved = _newest(store.load(), _tune_checkpoint() if tune_checkpoints else None)
     resume, history = (saved["state"], saved["reports"]) if saved else (None, [])
     if saved and saved.get("run", store.key) != store.key:

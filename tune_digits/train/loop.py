@@ -207,4 +207,7 @@ def load_data(config: TrainConfig, data_dir=None) -> PairSet:
 def train_once(config: TrainConfig, device=None, on_epoch=None, data_dir=None) -> dict:
     """Draw the data for `config.seed` and fit: the one-call API for scripts and `tune-digits train`."""
     device = device if device is not None else choose_device()
+    # Threads first: drawing the pairs on more threads than the run later uses changes float rounding, and so
+    # every metric (`--set threads=1` then matches a 1-CPU trial, whose process starts with 1 thread).
+    prepare_device(config, torch.device(device))
     return fit(config, load_data(config, data_dir), device, on_epoch=on_epoch)
