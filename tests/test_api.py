@@ -15,7 +15,8 @@ import tune_digits as td
 
 
 def test_import_is_light():
-    code = "import sys, tune_digits as td; td.__all__; print(sorted(m for m in ('torch', 'ray', 'pandas') if m in sys.modules))"
+    code = ("import sys, tune_digits as td; td.__all__; "
+            "print(sorted(m for m in ('torch', 'ray', 'pandas') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

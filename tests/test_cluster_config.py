@@ -225,4 +225,6 @@ def _step(line: str) -> str | None:
         inner = inner.group(1) if inner else ""
         tool = re.search(r"\b(ray status|tune-digits search)\b", inner)
         return f"ray exec {tool.group(1)}" if tool else "ray exec"
+    if words[1] == "job" and len(words) > 2:
+        return f"ray job {words[2]}"
     return f"ray {words[1]}"

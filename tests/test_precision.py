@@ -15,6 +15,7 @@ from tune_digits import results
 from tune_digits.cli import main
 from tune_digits.report import analyse, draw_figure, figure_curves
 from tune_digits.report.load import load_experiment
+from tune_digits.report.ablation import group_rows
 from tune_digits.report.figure import FigureTarget
 from tune_digits.reproduce import protocol_space
 from tune_digits.search import plan_search
@@ -153,17 +154,21 @@ def test_rows_without_the_new_columns_read_as_fp32_every_epoch(tmp_path):
 
 def test_report_and_figure_take_a_screen_without_per_epoch_training_error(tmp_path):
     """Train error at the final epoch only: Table I shows it (final epoch), the best-epoch view has none (no
-    mean over the seeds whose best epoch happens to be the final), Figure 1 draws the one point."""
+    mean over the seeds whose best epoch happens to be the final: seed 2's), Figure 1 draws the one point."""
     def at(seed, epoch):
-        test = 3.0 + seed + {1: 2.0, 2: 0.0, 3: 1.0}[epoch]
+        test = 3.0 + seed + {1: 2.0, 2: 0.0, 3: 1.0}[epoch] - (1.5 if (seed, epoch) == (2, 3) else 0.0)
         return {"train_loss": 1.0 / epoch, "train_error": 5.0 + seed if epoch == 3 else math.nan,
                 "test_digit_error": 1.5 * test, "test_error": test}
 
-    path = write_experiment(tmp_path, "lenet", "screen", [({"kernel_size": 3}, at)], ["kernel_size"],
-                            fixed={"train_eval": "final"})
+    path = write_experiment(tmp_path, "lenet", "screen", [({"kernel_size": 3}, at), ({"kernel_size": 5}, at)],
+                            ["kernel_size"], fixed={"train_eval": "final"})
     a = analyse(load_experiment(path, "lenet"))
     best = a.configs.iloc[0]
     assert best["train_error_mean"] == pytest.approx(6.0) and math.isnan(best["best_epoch_train_error_mean"])
+    # Tables III/IV and --compare group repetitions the same way (report/ablation.py).
+    for view, has_train in (("honest", True), ("best_epoch", False)):
+        rows = group_rows(a, "kernel_size", "pooled", view, a.configs)
+        assert [not math.isnan(r["train_error_mean"]) for r in rows] == [has_train, has_train]
     curves = figure_curves(FigureTarget(a, a.best))
     assert curves["train_error_mean"].isna().tolist() == [True, True, False]
     fig = draw_figure(curves, "t")

@@ -12,7 +12,8 @@ The cluster file is a copy of cluster-onprem.yaml that changes only addresses an
 worker_ips, ssh_user, ssh_private_key, and an ssh_proxy_command that reaches the sshd's port, since Ray's
 SSH has no port setting). The commands are the ones README.md ("Run on a cluster") shows, in its order: the token,
 `ray up`, `ray status` through `ray exec`, a script through `ray submit`, the dashboard through
-`ray dashboard`, a tiny search through `ray exec`, `ray rsync-down`, `tune-digits report`, `ray down`. The node's
+`ray dashboard`, a tiny search through `ray job submit` over that tunnel, `tune-digits report --output` on the
+search's storage, `ray down`. The node's
 tune-digits venv is prepared beforehand (a fresh pip install costs a minute): a venv of its own that reuses
 this checkout's installed packages, stamped as installed, so the shipped setup command takes its
 "up to date" branch; anything the shipped commands install goes into that venv, never into .venv.
@@ -43,13 +44,13 @@ ROOT = Path(__file__).resolve().parents[1]
 ONPREM = ROOT / "cluster-onprem.yaml"
 VENV_BIN = Path(sys.executable).parent  # the checkout's venv: its `ray` and `tune-digits`
 APT_PACKAGES = {"/usr/sbin/sshd": "openssh-server", "rsync": "rsync", "nc": "netcat-openbsd"}
-# The tiny search of README.md ("Run on a cluster") (there: resnet, full size).
+# The tiny search of README.md ("Run on a cluster") (there: resnet, full size), submitted as a Ray job.
 SEARCH = ("tune-digits search lenet --pairs 40 --reps 1 --epochs 1 --set kernel_size=5 --set batch_norm=true "
-          "--set dropout=false --set aux_loss=true --address auto --name e2e")
+          "--set dropout=false --set aux_loss=true --address auto --name e2e").split()
 
 # The steps of README.md ("Run on a cluster"), in its order; tests/test_cluster_config.py checks that the docs keep them.
 WORKFLOW = ("ray get-auth-token", "ray up", "ray exec ray status", "ray submit", "ray dashboard",
-            "ray exec tune-digits search", "ray rsync-down", "tune-digits report", "ray down")
+            "ray job submit", "tune-digits report", "ray down")
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -379,7 +380,7 @@ def loopback():
 
 
 def _test_copy(lb: Loopback, port: int) -> Path:
-    """cluster-onprem.yaml with only the addresses and keys changed."""
+    """cluster-onprem.yaml with only the addresses and keys changed (and the dashboard agent's port)."""
     shipped = yaml.safe_load(ONPREM.read_text())
     config = json.loads(json.dumps(shipped))
     config["provider"].update(head_ip="127.0.0.1", worker_ips=[])
@@ -390,6 +391,14 @@ def _test_copy(lb: Loopback, port: int) -> Path:
         {k: v for k, v in shipped.items() if k not in ("provider", "auth")}
     assert {**config["provider"], "head_ip": None, "worker_ips": None} == \
         {**shipped["provider"], "head_ip": None, "worker_ips": None}
+    # One machine, several Rays: the dashboard agent's fixed port (52365), which serves Ray Jobs, may be held by
+    # another Ray here (an agent that cannot bind it runs without it: "No available agent to submit job").
+    # The head's start command gets a free one; on a real cluster each node is its own machine.
+    head = config["head_start_ray_commands"]
+    [start] = [i for i, cmd in enumerate(head) if "--head" in cmd]
+    head[start] = head[start].replace("--dashboard-host=127.0.0.1",
+                                      f"--dashboard-host=127.0.0.1 --dashboard-agent-listen-port={_free_port()}")
+    assert head[start] != shipped["head_start_ray_commands"][start]
     path = lb.base / ONPREM.name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -444,21 +453,23 @@ def test_ray_up_search_report_down_on_loopback(loopback, tmp_path):
     assert _wait_until(lambda: _http_status(api) is not None, 60), f"no dashboard at {api}\n{lb.tail()}"
     assert _http_status(api) == 401
     assert _http_status(api, token) == 200
-    lb.stop_children()
 
-    # 6. The search, on the head, through `ray exec`: checkpoints in --storage (on one node, any folder
-    # is shared), tables on the head. 7. Fetched with `ray rsync-down`. 8. The report, here.
+    # 6. The search, as a Ray job through that tunnel (the token sent by this shell's `ray job`): its driver
+    # runs on the head in an uploaded copy of the checkout; checkpoints and tables go to --storage (a folder
+    # on the node, as a shared folder would be). 7. The report, here, reads the storage where it is (this
+    # machine sees the node's folder, as one that mounts the share would).
     storage = home / "ray-storage"
-    lb.ray("exec", config, f"cd ~/tune-digits && {SEARCH} --storage {storage}", timeout=300)
-    assert (home / "tune-digits" / "outputs" / "lenet" / "e2e" / "search.json").is_file()
-    assert any(storage.iterdir()), "nothing was written to --storage"
-    (tmp_path / "outputs").mkdir()  # the checkout's outputs/ folder, on the user's machine
-    lb.ray("rsync-down", config, "~/tune-digits/outputs/lenet/", "outputs/lenet/", cwd=tmp_path, timeout=120)
-    search = json.loads((tmp_path / "outputs" / "lenet" / "e2e" / "search.json").read_text())
+    job = lb.ray("job", "submit", "--address", f"http://127.0.0.1:{local_port}", "--working-dir", ".", "--",
+                 *SEARCH, "--storage", str(storage), env={"RAY_AUTH_MODE": "token"}, timeout=300)
+    assert "1/1 trials finished, 0 failed" in job.stdout + job.stderr, lb.tail()
+    lb.stop_children()
+    search = json.loads((storage / "lenet" / "e2e" / "search.json").read_text())
     assert search["trials"] and all(t["status"] == "TERMINATED" for t in search["trials"].values()), search
-    report = lb.sh([str(VENV_BIN / "tune-digits"), "report"], cwd=tmp_path, timeout=300)
+    assert (storage / "lenet" / "e2e" / "ray").is_dir()  # Ray's checkpoints, beside the tables
+    assert not (home / "tune-digits" / "outputs").exists()  # the job's outputs/ is in its own copy
+    report = lb.sh([str(VENV_BIN / "tune-digits"), "report", "--output", str(storage)], cwd=tmp_path, timeout=300)
     assert "lenet" in report.stdout, report.stdout
-    assert any((tmp_path / "outputs" / "report").iterdir())
+    assert any((storage / "report").iterdir())
 
     # 9. `ray down` leaves no process of the node behind but SSH sessions closing.
     lb.ray("down", "-y", config, timeout=180)

@@ -59,15 +59,27 @@ def cluster(ray_tmpdir, faults):
 class TestTwoNodeCluster:
     # Order matters: the last test removes the worker node.
 
+    def test_without_shared_storage_search_and_reproduce_stop_before_any_trial(self, tmp_path):
+        # On 2 nodes, trials would checkpoint on the node they run on: Tune fails at the first checkpoint.
+        out = tmp_path / "out"
+        said = "error: this Ray cluster has 2 nodes: pass --storage with a place every node can write"
+        for command in (["search", "linear", "--pairs", "20", "--reps", "1", "--epochs", "1"],
+                        ["reproduce", "--quick", "--only", "linear"]):
+            result = CliRunner().invoke(main, [*command, "--address", "auto", "--output", str(out)])
+            assert result.exit_code == 1, result.output
+            assert result.stderr.splitlines()[-1].startswith(said), result.stderr
+            assert "Traceback" not in result.output
+            assert not list(out.rglob("search.json")) and not list(out.rglob("trials"))  # no trial started
+
     def test_crashing_trials_are_retried_and_reported(self, tmp_path, faults):
         # Seeds 0 and FAULT_SEED × 2 configurations; up to 2 attempts per trial (--max-failures 1). Three
         # crashes in all: one trial of FAULT_SEED crashes twice (ERROR), the other once (retried, finishes).
         faults.allow(3)
-        out = tmp_path / "out"
+        out, shared = tmp_path / "out", tmp_path / "shared"
         result = CliRunner().invoke(main, [
             "search", "linear", "--pairs", "20", "--reps", "2", "--epochs", "2", "--set", "nodes=[16, 32]",
             "--set", "layers=1", "--set", "dropout=false", "--gpus-per-trial", "0.25", "--max-failures", "1",
-            "--address", "auto", "--output", str(out)])
+            "--address", "auto", "--output", str(out), "--storage", f"file://{shared}"])
         assert faults.spent() == 3
         assert result.exit_code == 2, result.output  # the CLI's exit code when trials failed
         assert "3/4 trials finished, 1 failed" in result.stdout
@@ -87,15 +99,22 @@ class TestTwoNodeCluster:
         assert [r["epoch"] for r in rows[failed]] == [1]  # it reported epoch 1, then crashed in epoch 2
         check_complete({t: r for t, r in rows.items() if t != failed}, trials=3, epochs=2)
 
-        report = CliRunner().invoke(main, ["report", "linear", "--output", str(out), "--figure", "none"])
-        assert report.exit_code == 0, report.output
-        assert "1 partial (1 of 2 epochs, ERROR, excluded)" in report.stdout  # the failed trial is listed
+        # The storage holds Ray's checkpoints beside a copy of the tables, byte for byte; the report reads it.
+        copy = shared / "linear" / "default"
+        assert (copy / "ray").is_dir() and meta["ray_path"] == f"file://{copy}/ray"
+        assert {p.relative_to(copy): p.read_bytes() for p in copy.rglob("*.*") if "ray" not in p.parts} == \
+            {p.relative_to(exp): p.read_bytes() for p in exp.rglob("*.*")}
+        for where in (out, f"file://{shared}"):
+            report = CliRunner().invoke(main, ["report", "linear", "--output", str(where), "--figure", "none"])
+            assert report.exit_code == 0, report.output
+            assert "1 partial (1 of 2 epochs, ERROR, excluded)" in report.stdout  # the failed trial is listed
 
     def test_trials_spread_over_both_nodes_and_survive_losing_one(self, tmp_path, cluster, trial_rows):
         # One search shows both (each wave of 8 trials costs 8 worker processes on 2 shared cores): 16 trials,
         # and the worker node is killed once it has finished a trial and started one of the second wave.
         c, head, worker = cluster
-        plan = make_plan(tmp_path, overrides=SIXTEEN, epochs=3, gpus_per_trial=0.25)
+        plan = make_plan(tmp_path, overrides=SIXTEEN, epochs=3, gpus_per_trial=0.25,
+                         storage=str(tmp_path / "shared"))  # a folder both nodes of this machine see
         exp = plan.experiment_dir
         removed = {}
 

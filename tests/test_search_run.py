@@ -229,6 +229,32 @@ class TestLocalRay:
         assert (plan.experiment_dir / "search.json").read_text() == '{"trials": {}}'
         assert not (plan.experiment_dir.parent / ".archive").exists()
 
+    def test_trials_that_wait_for_nodes_still_to_join_need_shared_storage(self, tmp_path):
+        # A cluster's head that cannot run a trial (here: no GPU, --require-gpu) will run them on nodes that join.
+        plan = make_plan(tmp_path, gpus_per_trial=0.25)
+        with pytest.raises(SearchError, match="the trials will run on nodes still to join: pass --storage"):
+            run_search(plan, address="auto", progress=False, require_gpu=True, echo=lambda _: None)
+        assert not plan.experiment_dir.exists()
+
+    def test_a_search_resumes_from_its_copy_on_the_storage(self, tmp_path, trial_rows):
+        # A Ray job runs in a fresh copy of the working dir: the next job finds the tables on the storage only.
+        shared = tmp_path / "shared"
+        one = {"nodes": 16, "layers": 1, "dropout": False}  # one trial of one epoch
+        first = make_plan(tmp_path / "job1", overrides=one, storage=str(shared), reps=1, epochs=1)
+        assert run_search(first, progress=False, echo=lambda _: None).finished == 1
+        copy = shared / "linear" / "t"
+        assert (copy / "ray").is_dir() and trial_rows(copy) == trial_rows(first.experiment_dir)
+        again = make_plan(tmp_path / "job2", overrides=one, storage=str(shared), reps=1, epochs=1)
+        said = []
+        outcome = run_search(again, progress=False, echo=said.append)
+        assert (outcome.resumed, outcome.finished) == (True, 1) and any("resuming" in s for s in said)
+        assert trial_rows(again.experiment_dir) == trial_rows(first.experiment_dir)  # nothing rerun
+        # --restart moves the storage's copy aside too, so the new trials are not mixed with the old.
+        outcome = run_search(again, restart=True, progress=False, echo=lambda _: None)
+        assert not outcome.resumed and any("on the storage moved to" in n for n in outcome.notes)
+        assert len(list((shared / "linear" / ".archive").iterdir())) == 1
+        assert set(trial_rows(copy)) == set(trial_rows(again.experiment_dir)) != set(trial_rows(first.experiment_dir))
+
     def test_gpu_asked_none_present_falls_back_to_cpu(self, tmp_path, hang_guard):
         hang_guard(180)  # asking Ray for a GPU no node has would wait forever
         args = ["search", "linear", "--pairs", "20", "--reps", "1", "--epochs", "1", "--set", "nodes=[16, 32]",

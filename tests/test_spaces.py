@@ -286,3 +286,22 @@ def test_a_space_with_the_old_names_loads_as_the_new_one(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "note: old.yaml: arch is now called network; the old name still works" in err.splitlines()
     assert "note: old.yaml: grid.aux_weight is now called digit_loss_weight; the old name still works" in err
+
+
+def test_cli_lists_and_plans_a_users_space(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tune_digits.cli import main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    write(mine, raw_of("lenet"), "tiny")
+    monkeypatch.chdir(tmp_path)
+    listed = CliRunner().invoke(main, ["spaces", "--spaces-dir", str(mine)])
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines() if line.strip()}
+    assert rows["tiny"].endswith(str(mine / "tiny.yaml")) and rows["lenet"].endswith("shipped")
+    planned = CliRunner().invoke(main, ["search", "tiny", "--spaces-dir", str(mine), "--stage", "screen", "--dry-run"])
+    assert planned.exit_code == 0 and "tiny" in planned.stdout, planned.output
+    missing = CliRunner().invoke(main, ["spaces", "--spaces-dir", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "no such folder of search spaces" in missing.stderr

@@ -1,12 +1,15 @@
 """`tune-digits`: thin click commands that parse, validate and delegate."""
 from __future__ import annotations
 
+import functools
 import sys
+from dataclasses import dataclass
 
 import rich_click as click  # click, with help in panels
 
 from .errors import UserError
 from .search.algorithms import SCHEDULERS, SEARCHERS, help_text
+from .search.plan import Resources, RunOptions
 from .search.selection import METRICS
 from .search.tracking import TRACKERS
 
@@ -39,6 +42,62 @@ def option_panels(panels: dict[str, list[str]]):
             command = click.option_panel(name, options=options)(command)
         return command
     return decorate
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    """The resource and cluster options of `search` and `reproduce`, parsed once (`cluster_options`)."""
+
+    resources: Resources
+    address: str | None
+    storage: str | None
+    require_gpu: bool
+    num_cpus: int | None
+    max_failures: int
+    checkpoint_every: int | None  # None: the command's own default
+
+    def run_options(self, checkpoint_every: int = 1, **more) -> RunOptions:
+        """RunOptions with these options; `checkpoint_every` is the command's default, used unless given."""
+        every = checkpoint_every if self.checkpoint_every is None else self.checkpoint_every
+        return RunOptions(checkpoint_every=every, max_failures=self.max_failures, storage=self.storage, **more)
+
+
+# One definition of the options `search` and `reproduce` share: what each trial gets, where Ray runs and keeps
+# its checkpoints, retries (SEARCH_PANELS places them in search's help).
+CLUSTER_OPTIONS = (
+    click.option("--address", help="Join a running Ray cluster ('auto' on a `ray up` head node or in a Ray job). "
+                                   "Default: start a local Ray."),
+    click.option("--storage", metavar="URI",
+                 help="Where every node writes checkpoints, and where the results tables are copied: s3://bucket/path, "
+                      "gs://..., or a folder every node mounts at the same path. Required on a cluster of 2+ nodes; "
+                      "`tune-digits report --output URI` reads it."),
+    click.option("--cpus-per-trial", type=float, default=1.0, show_default=True,
+                 help="CPUs per trial (also torch's thread count). 1 packs the most trials on a CPU machine."),
+    click.option("--gpus-per-trial", type=float, default=0.0, show_default=True,
+                 help="GPU share per trial: 0.25 packs 4 trials on each GPU. Falls back to CPU when there is no GPU."),
+    click.option("--require-gpu", is_flag=True,
+                 help="Fail (locally) or wait for GPU workers (cluster) instead of falling back to CPU."),
+    click.option("--max-concurrent", type=int, help="Cap on trials running at once (default: as many as resources allow)."),
+    click.option("--max-failures", type=int, default=2, show_default=True, help="Retries of a failing trial."),
+    click.option("--checkpoint-every", type=int,
+                 help="Epochs between trial checkpoints: an interrupted trial resumes from its last one. Fewer "
+                      "checkpoints cut Ray's overhead on big grids. Default: 1 for search, 5 for reproduce."),
+    click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all)."),
+)
+_CLUSTER_KEYS = ("address", "storage", "require_gpu", "num_cpus", "max_failures", "checkpoint_every")
+
+
+def cluster_options(command):
+    """Add the shared resource and cluster options to `command`; it receives them as one `cluster` argument."""
+    @functools.wraps(command)
+    def with_cluster(*args, **kwargs):
+        resources = Resources(kwargs.pop("cpus_per_trial"), kwargs.pop("gpus_per_trial"), kwargs.pop("max_concurrent"))
+        cluster = ClusterArgs(resources, **{key: kwargs.pop(key) for key in _CLUSTER_KEYS})
+        return command(*args, cluster=cluster, **kwargs)
+
+    for option in reversed(CLUSTER_OPTIONS):
+        with_cluster = option(with_cluster)
+    return with_cluster
 
 
 class FriendlyGroup(click.RichGroup):
@@ -225,18 +284,6 @@ def spaces(spaces_dir):
 @click.option("--name", help="Experiment name: results go to OUTPUT/SPACE/NAME (default: the stage, or 'default').")
 @click.option("--output", default="outputs", show_default=True, type=click.Path(file_okay=False),
               help="Where results are written (and read by `tune-digits report`).")
-@click.option("--storage", help="Ray storage URI for checkpoints on a cluster (s3://bucket/path, or a shared folder).")
-@click.option("--address", help="Join a running Ray cluster ('auto' on a `ray up` head node). Default: start a local Ray.")
-@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True,
-              help="CPUs per trial (also torch's thread count). 1 packs the most trials on a CPU machine.")
-@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True,
-              help="GPU share per trial: 0.25 packs 4 trials on each GPU. Falls back to CPU when there is no GPU.")
-@click.option("--require-gpu", is_flag=True, help="Fail (locally) or wait for GPU workers (cluster) instead of falling back to CPU.")
-@click.option("--max-concurrent", type=int, help="Cap on trials running at once (default: as many as resources allow).")
-@click.option("--max-failures", type=int, default=2, show_default=True, help="Retries of a failing trial.")
-@click.option("--checkpoint-every", type=int, default=1, show_default=True,
-              help="Epochs between trial checkpoints: an interrupted trial resumes from its last one. Fewer "
-                   "checkpoints cut Ray's overhead on big grids.")
 @click.option("--seeds-per-trial", type=int, default=1, show_default=True,
               help="Train this many seeds of a configuration in one trial, epoch by epoch in turn (same metrics as "
                    "one seed per trial, less Ray overhead per run). Use on grids of short trials.")
@@ -260,14 +307,12 @@ def spaces(spaces_dir):
                    f"'tune-digits[tracking]'). README: 'Watch a search'.")
 @click.option("--restart", is_flag=True, help="Start afresh: earlier results of this name move to OUTPUT/SPACE/.archive/.")
 @click.option("--dry-run", is_flag=True, help="Print the grid and the trial count; run nothing.")
-@click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all).")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
 @click.option("--spaces-dir", type=click.Path(file_okay=False), help=SPACES_DIR_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
-def search(space_name, stage, pairs, reps, epochs, settings, name, output, storage, address, cpus_per_trial,
-           gpus_per_trial, require_gpu, max_concurrent, max_failures, checkpoint_every, seeds_per_trial, vectorize,
-           searcher, num_samples, scheduler, metric, trackers, restart, dry_run, num_cpus, data_dir, spaces_dir,
-           verbose):
+@cluster_options
+def search(space_name, stage, pairs, reps, epochs, settings, name, output, seeds_per_trial, vectorize, searcher,
+           num_samples, scheduler, metric, trackers, restart, dry_run, data_dir, spaces_dir, verbose, cluster):
     """Run the Ray Tune grid of search space SPACE: a name (`tune-digits spaces` lists them) or a YAML file.
 
     Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`
@@ -282,22 +327,20 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, stora
     """
     from .api import plan_space
     from .provenance import command_line
-    from .search import Algorithm, Resources, RunOptions, Sizes, describe_plan, run_search
+    from .search import Algorithm, Sizes, describe_plan, run_search
 
     plan = plan_space(space_name, stage, output=output, name=name, overrides=parse_option_values(settings),
                       spaces_dir=spaces_dir, sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
                       algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler, metric=metric),
-                      resources=Resources(cpus_per_trial, gpus_per_trial, max_concurrent),
-                      options=RunOptions(checkpoint_every=checkpoint_every, max_failures=max_failures,
-                                         seeds_per_trial=seeds_per_trial, vectorize=vectorize, storage=storage,
-                                         log=trackers))
+                      resources=cluster.resources,
+                      options=cluster.run_options(seeds_per_trial=seeds_per_trial, vectorize=vectorize, log=trackers))
     click.echo(describe_plan(plan))
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     if dry_run:
         return
-    outcome = run_search(plan, address=address, restart=restart, verbose=verbose, data_dir=data_dir,
-                         require_gpu=require_gpu, num_cpus=num_cpus, command=command_line(),
+    outcome = run_search(plan, address=cluster.address, restart=restart, verbose=verbose, data_dir=data_dir,
+                         require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, command=command_line(),
                          echo=lambda line: click.echo(line, err=True))
     _summarise(outcome, plan.space.name, output)
 
@@ -331,10 +374,6 @@ def _summarise(outcome, space_name: str, output: str) -> None:
               type=click.Path(file_okay=False))
 @click.option("--only", "only", multiple=True, metavar="NETWORK",
               help="Run only these of the paper's networks (repeatable; `tune-digits models` lists them first).")
-@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
-@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True)
-@click.option("--address", help="Join a running Ray cluster ('auto' on a `ray up` head node).")
-@click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all).")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]), default="table",
               show_default=True, help="Format of the final report.")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
@@ -342,8 +381,8 @@ def _summarise(outcome, space_name: str, output: str) -> None:
               help="fp32: the exact path of the committed results. bf16: forward passes under bfloat16 autocast, "
                    "float32 weights (faster on CPUs with AVX-512 BF16; BENCHMARKS.md §7 measures its accuracy).")
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
-def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_cpus, fmt, data_dir, precision,
-              verbose):
+@cluster_options
+def reproduce(quick, output, only, fmt, data_dir, precision, verbose, cluster):
     """Run the paper's protocol for each of its networks: screen → best → final → report.
 
     Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
@@ -356,17 +395,17 @@ def reproduce(quick, output, only, cpus_per_trial, gpus_per_trial, address, num_
     """
     from .models import paper_models  # torch: imported here, not for --help, so --only is checked here too
     from .provenance import command_line
-    from .reproduce import reproduce as run
+    from .reproduce import CHECKPOINT_EVERY, reproduce as run
 
     networks = paper_models()
     unknown = [n for n in only if n not in networks]
     if unknown:
         raise UserError(f"--only {unknown[0]}: not one of the paper's networks ({', '.join(networks)})")
     output = output or ("outputs/quick" if quick else "outputs")
-    outcomes = run(output, spaces=list(only) or networks, quick=quick, cpus_per_trial=cpus_per_trial,
-                   gpus_per_trial=gpus_per_trial, address=address, num_cpus=num_cpus, data_dir=data_dir,
-                   verbose=verbose, fmt=fmt, precision=precision, command=command_line(),
-                   echo=lambda line: click.echo(line, err=True))
+    outcomes = run(output, spaces=list(only) or networks, quick=quick, resources=cluster.resources,
+                   options=cluster.run_options(checkpoint_every=CHECKPOINT_EVERY), address=cluster.address,
+                   require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, data_dir=data_dir, verbose=verbose,
+                   fmt=fmt, precision=precision, command=command_line(), echo=lambda line: click.echo(line, err=True))
     if outcomes and outcomes[-1].interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if any(o.failed for o in outcomes):

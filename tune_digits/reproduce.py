@@ -7,6 +7,7 @@ CLI, this module sits above `search` and `report` and joins them; neither import
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -36,17 +37,17 @@ def protocol_space(name: str, quick: bool = False, precision: str = "fp32") -> S
 
 
 def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
-              cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, address: str | None = None,
-              num_cpus: int | None = None, data_dir=None, verbose: bool = False, fmt: str = "table",
-              precision: str = "fp32", command: str | None = None,
+              resources: Resources = Resources(), options: RunOptions = RunOptions(checkpoint_every=CHECKPOINT_EVERY),
+              address: str | None = None, require_gpu: bool = False, num_cpus: int | None = None, data_dir=None,
+              verbose: bool = False, fmt: str = "table", precision: str = "fp32", command: str | None = None,
               echo: Callable[[str], None] = print) -> list[SearchOutcome]:
     """Screen, final stage and report for each search space in `spaces` (default: the paper's networks,
     each the space of its own name), every trial at `precision` (`fp32`: the exact path; `bf16`).
-    `command`: what search.json records as the command (default: this call)."""
+    `resources` and `options` are `search`'s (the seed grouping is chosen here, per stage; with
+    `options.storage` the tables go there too). `command`: what search.json records (default: this call)."""
     from .models import paper_models
 
     spaces = paper_models() if spaces is None else spaces
-    resources = Resources(cpus_per_trial, gpus_per_trial)
     output = Path(output)
     started = time.monotonic()
     outcomes = []
@@ -62,14 +63,14 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
                 best = best_configuration(output / space.name / "screen", space.name) if stage == "final" else None
                 plan_stage = partial(plan_search, space, stage=stage, best=best, output=output, resources=resources,
                                      sizes=Sizes(**QUICK_STAGES[stage]) if quick else Sizes())
-                plan = plan_stage(options=RunOptions(checkpoint_every=CHECKPOINT_EVERY))
-                grouping = RunOptions(checkpoint_every=CHECKPOINT_EVERY, seeds_per_trial=auto_seeds_per_trial(plan, slots))
-                plan = plan_stage(options=grouping)
+                plan = plan_stage(options=replace(options, seeds_per_trial=1))
+                plan = plan_stage(options=replace(options, seeds_per_trial=auto_seeds_per_trial(plan, slots)))
                 echo(f"== {space.name} {stage}: {plan.num_runs} runs ({plan.combinations} configuration(s) × "
                      f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs) in {plan.num_trials} "
                      f"trials of up to {plan.options.seeds_per_trial} seed(s)")
-                outcome = run_search(plan, address=address, data_dir=data_dir, verbose=verbose,
-                                     command=command or _call(output, spaces, quick, precision), echo=echo)
+                outcome = run_search(plan, address=address, require_gpu=require_gpu, data_dir=data_dir,
+                                     verbose=verbose, command=command or _call(output, spaces, quick, precision),
+                                     echo=echo)
                 outcomes.append(outcome)
                 if outcome.interrupted:
                     echo("interrupted: rerun the same command to resume where it stopped")

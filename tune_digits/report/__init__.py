@@ -34,9 +34,9 @@ from .table import NotBuilt, Table, register_table, table_names, unregister_tabl
 from .tables import build_tables
 
 __all__ = [
-    "FIGURE_FORMATS", "FORMATS", "EXTENSIONS", "OUTPUTS_DIR", "REFERENCE_DIR", "REPORT_DIR", "Analysis", "Experiment", "NotBuilt", "ReportError",
-    "Results", "Table", "View", "WIDTH", "analyse", "best_configuration", "best_table", "build_tables", "choose_best",
-    "compare_table", "default_results_dir", "draw_figure", "figure_curves", "figure_target", "load_results", "mean_std", "ranking_table",
-    "register_table", "render", "render_all", "run_report", "table_names", "top_configurations",
-    "unregister_table", "welch",
+    "FIGURE_FORMATS", "FORMATS", "EXTENSIONS", "OUTPUTS_DIR", "REFERENCE_DIR", "REPORT_DIR", "Analysis",
+    "Experiment", "NotBuilt", "ReportError", "Results", "Table", "View", "WIDTH", "analyse", "best_configuration",
+    "best_table", "build_tables", "choose_best", "compare_table", "default_results_dir", "draw_figure",
+    "figure_curves", "figure_target", "load_results", "mean_std", "ranking_table", "register_table", "render",
+    "render_all", "run_report", "table_names", "top_configurations", "unregister_table", "welch",
 ]

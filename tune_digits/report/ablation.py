@@ -11,7 +11,7 @@ import pandas as pd
 from .. import paper
 from .analysis import Analysis
 from .load import ReportError
-from .stats import mean_std, welch
+from .stats import welch, whole_mean_std
 from .table import HONEST_RULES, VIEW_LABELS, Column, Table, experiment_notes, pm, protocol, safe, signed, stat_columns
 
 COMPARE_COLUMNS = ["space", "experiment", "stage", "option", "scope", "view", "value", "best", "n_configs", "n",
@@ -53,7 +53,7 @@ def group_rows(a: Analysis, option: str, scope: str, view: str, configs: pd.Data
             "PARTIAL" if cfg["partial"].any() else "incomplete",
         }
         for m in paper.METRICS:
-            rec[f"{m}_mean"], rec[f"{m}_std"] = mean_std(r[m].to_numpy(dtype=float))
+            rec[f"{m}_mean"], rec[f"{m}_std"] = whole_mean_std(r[m].to_numpy(dtype=float))
         rec["_values"] = r["test_error"].to_numpy(dtype=float)
         rows.append(rec)
     if rows:

@@ -73,7 +73,8 @@ def render(t: Table, fmt: str, view: View = FULL) -> str:
     notes = [*t.notes, *left_out]
     if fmt == "markdown":
         body = tabulate(frame, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
-        return f"### {t.title}\n\n{t.rule}\n\n{body}\n" + ("\n" + "".join(f"- {n}\n" for n in notes) if notes else "")
+        bullets = "".join(f"- {n}\n" for n in notes)
+        return f"### {t.title}\n\n{t.rule}\n\n{body}\n" + (f"\n{bullets}" if bullets else "")
     wrap = view.width or 110
     lines = "".join(textwrap.fill(n, width=wrap, initial_indent="  - ", subsequent_indent="    ") + "\n"
                     for n in notes)

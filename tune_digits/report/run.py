@@ -2,11 +2,13 @@
 that `tune-digits search` shows (through the CLI: search itself never imports the report)."""
 from __future__ import annotations
 
+import io
 import sys
+import tempfile
 from pathlib import Path
 from typing import IO, Any, Sequence
 
-from .. import results
+from .. import results, storage
 from .analysis import analyse
 from .figure import FIGURE_FORMATS, FigureTarget, figure_target, write_figure
 from .load import REPORT_DIR, ReportError, load_experiment, load_results
@@ -26,8 +28,16 @@ def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt
     Figure 1 under `output_dir/report/`. `figure`: None = the default figure (none with `compare`),
     "none" = no figure, else SPACE[/NAME][:OPTION=VALUE,...]. What is printed in table or markdown format is
     cut to `view` (the top rows of each ranking, lines that fit its width); the files hold everything.
-    Returns the paths written."""
+    Returns the paths written.
+
+    `output_dir` may be a search's --storage: a folder, a file:// URI (read in place) or remote storage
+    (s3://, gs://: the tables are read into a temporary folder, the report is written back to URI/report/)."""
     out = sys.stdout if out is None else out
+    folder = storage.local_path(output_dir)
+    if folder is None:
+        return _report_remote(str(output_dir), out, space=space, fmt=fmt, compare=compare, figure=figure,
+                              figure_formats=figure_formats, view=view)
+    output_dir = folder
     if fmt not in FORMATS:
         raise ReportError(f"unknown format '{fmt}' (choose one of {', '.join(FORMATS)})")
     bad = [f for f in figure_formats if f not in FIGURE_FORMATS]
@@ -43,6 +53,21 @@ def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt
     written = _write(Path(output_dir) / REPORT_DIR, tables, fmt, target, figure_formats)
     out.write(render_all(tables, fmt, found, written, view))
     return written
+
+
+def _report_remote(uri: str, out: IO[str], **options) -> list[Path]:
+    """The report of results on remote storage, read through a temporary folder; what it prints and raises
+    names the storage's files, not the temporary ones."""
+    with tempfile.TemporaryDirectory(prefix="tune-digits-report-") as tmp:
+        local = io.StringIO()
+        try:
+            storage.fetch_tables(uri, Path(tmp))
+            written = run_report(tmp, out=local, **options)
+            storage.upload_folder(Path(tmp) / REPORT_DIR, storage.join(uri, REPORT_DIR))
+        except ReportError as err:
+            raise ReportError(str(err).replace(tmp, uri.rstrip("/"))) from None
+        out.write(local.getvalue().replace(tmp, uri.rstrip("/")))
+    return [storage.join(uri, REPORT_DIR, p.name) for p in written]
 
 
 def _write(report_dir: Path, tables: Sequence[Table], fmt: str, target: FigureTarget | None,

@@ -14,6 +14,13 @@ def mean_std(values: np.ndarray) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan
 
 
+def whole_mean_std(values: np.ndarray) -> tuple[float, float]:
+    """`mean_std`, but NaN when some repetitions lack the value (a screen's training error exists at its final
+    epoch only): a mean over the repetitions that happen to have it would pass for one over all of them."""
+    has = ~np.isnan(values)
+    return mean_std(values) if has.all() or not has.any() else (math.nan, math.nan)
+
+
 def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
     """mean(a) − mean(b), its 95 % Welch confidence interval, and the Welch t-test p-value."""
     from scipy import stats  # ~0.3 s to import: only when a difference is computed

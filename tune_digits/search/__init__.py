@@ -4,6 +4,7 @@ inside the functions that run a search: planning, a dry run and `--help` never p
 - plan: what will run (`plan_search` → `SearchPlan`, `describe_plan`), no Ray;
 - algorithms: the registries of searchers and schedulers, and the plan in Tune's terms;
 - runner: Ray start, the experiment's lock, the Tuner (new or restored), the outcome;
+- placement: on a cluster, where the state lives (--storage): the preflight, Ray's folder, the tables' copy;
 - resume: Tune's saved state of an interrupted search (reads whole?, restored);
 - trainable: the trial (Ray ↔ train), continuing from its own checkpoints (checkpoints); writer and progress:
   the driver-side callbacks (live: what they share);

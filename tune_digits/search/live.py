@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ray import tune
 
+from ..storage import Mirror
 from .plan import SearchPlan
 
 _SESSIONS: dict[str, "Session"] = {}
@@ -23,6 +24,7 @@ class Session:
     meta: dict  # search.json's contents, kept current by the ResultWriter
     show_progress: bool = True
     rows: dict[str, int] = field(default_factory=dict)  # trial → rows in its file, kept by the ResultWriter
+    mirror: Mirror | None = None  # copies the tables to --storage (None without one)
 
     @property
     def key(self) -> str:

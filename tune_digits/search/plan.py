@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..results import CONFIG_RENAMES, SEARCH_JSON, ResultsError, read_meta
+from ..storage import normalize
 from .algorithms import searcher
 from .selection import Algorithm, choose_metric, metric_line, resolve_algorithm
 
@@ -84,6 +85,8 @@ class RunOptions:
 
     def __post_init__(self):
         _at_least(self, checkpoint_every=1, seeds_per_trial=1)
+        if self.storage:  # Ray wants it absolute (trials change their working directory)
+            object.__setattr__(self, "storage", normalize(self.storage))
         from .tracking import check_trackers
 
         check_trackers(self.log)
@@ -307,7 +310,7 @@ def describe_plan(plan: SearchPlan) -> str:
               f"each trial: {res.cpus_per_trial:g} CPU, {res.gpus_per_trial:g} GPU; search {alg.search}"
               + (f" ({alg.num_samples} samples)" if not searcher(alg.search).exhaustive else "")
               + f", scheduler {alg.scheduler}, up to {opts.max_failures} retries per trial, "
-              f"checkpoint every {opts.checkpoint_every} epoch(s)",
+              f"checkpoint every {opts.checkpoint_every} epoch(s)" + (f", in {opts.storage}" if opts.storage else ""),
               metric_line(alg, plan.metric, plan.fixed)]
     if opts.log:
         lines.append(f"tracking: {', '.join(opts.log)}")

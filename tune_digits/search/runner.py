@@ -17,6 +17,7 @@ from typing import Callable
 from ..provenance import code_version, driver_machine, relative_to, versions
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
 from .checkpoints import states_dir
+from .placement import archive_stored, check_storage, fetch_stored, mirror_for, ray_location
 from .plan import Resources, SearchError, SearchPlan, previous_meta
 from .resume import exists, restore
 
@@ -172,26 +173,30 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
     from .live import Session, running
 
     exp_dir = plan.experiment_dir
+    fetch_stored(plan)  # a search started elsewhere (another Ray job's copy of the working dir) resumes
     previous = previous_meta(exp_dir)
     if previous and not restart and previous.get("fingerprint") != plan.fingerprint():
         raise SearchError(f"{exp_dir} holds a different search (other grid, seeds or fixed values); "
                           f"use --name to start another, or --restart to archive it and start afresh")
     mnist = load_mnist14(data_dir)  # fails here, before Ray starts, on a bad --data-dir
+    mirror = None
     with ray_session(address, verbose, num_cpus, num_gpus, record=exp_dir.parent / f".{exp_dir.name}.ray"):
         try:
             plan, note = check_gpus(plan, require_gpu, address)
+            check_storage(plan, address)
             notes = list(plan.notes)
             if note:
                 notes.append(note)
                 echo(f"note: {note}")
             if restart and exp_dir.exists():
                 # Only now that the search can start: a refused search leaves the earlier results in place.
-                notes.append(_archive(exp_dir, plan.name))
+                notes += _archive(plan)
                 previous = None
-            location = _ray_location(plan)
+            location = ray_location(plan, previous)
             exp_dir.mkdir(parents=True, exist_ok=True)
             meta = _start_meta(plan, previous, command, ray_path=location[2])
-            with running(Session(plan, meta, show_progress=progress)) as key:
+            mirror = mirror_for(plan)
+            with running(Session(plan, meta, show_progress=progress, mirror=mirror)) as key:
                 tuner, resumed = _tuner(plan, key, previous, mnist, (*location, states_dir(meta["started"])),
                                         verbose, echo)
                 with _without_tune_loggers():
@@ -199,24 +204,18 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
             return _outcome(plan, meta, len(results.errors), resumed, notes, echo)
         finally:
             write_epochs_csv(exp_dir)
+            if mirror:
+                mirror.push(force=True)  # the final tables, also after Ctrl-C or an error
 
 
-def _archive(exp_dir: Path, name: str) -> str:
-    """Move an experiment's folder to OUTPUT/SPACE/.archive/NAME-<time>; returns the note that says where."""
-    archive = exp_dir.parent / ".archive" / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+def _archive(plan: SearchPlan) -> list[str]:
+    """Move an experiment's folder to OUTPUT/SPACE/.archive/NAME-<time> (and its copy on --storage likewise);
+    returns the notes that say where."""
+    exp_dir = plan.experiment_dir
+    archive = exp_dir.parent / ".archive" / f"{plan.name}-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
     archive.parent.mkdir(parents=True, exist_ok=True)
     os.replace(exp_dir, archive)
-    return f"earlier results moved to {archive}"
-
-
-def _ray_location(plan: SearchPlan) -> tuple[str, str, str]:
-    """Tune's storage_path, experiment name and the path of its folder: under --storage, else the
-    experiment's own ray/ folder."""
-    if plan.options.storage:
-        storage_path, exp_name = plan.options.storage, f"{plan.space.name}-{plan.name}"
-    else:
-        storage_path, exp_name = str(plan.experiment_dir), "ray"
-    return storage_path, exp_name, f"{storage_path.rstrip('/')}/{exp_name}"
+    return [f"earlier results moved to {archive}", *archive_stored(plan)]
 
 
 def _start_meta(plan: SearchPlan, previous: dict | None, command: str, ray_path: str) -> dict:

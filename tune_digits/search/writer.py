@@ -45,6 +45,8 @@ class ResultWriter(SessionCallback):
         if entry.get("error"):  # it failed before and a retry finished it: history, not an error
             entry["recovered_from"] = entry.pop("error")
         self._status(trial, "TERMINATED")
+        if self.session.mirror:
+            self.session.mirror.push()  # the storage's copy follows as trials end (at most every 30 s)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._status(trial, "ERROR", error=error_line(trial))
@@ -57,6 +59,8 @@ class ResultWriter(SessionCallback):
         self.session.meta["finished"] = utc_now()
         write_meta(self._dir, self.session.meta)
         write_epochs_csv(self._dir)
+        if self.session.mirror:
+            self.session.mirror.push(force=True)
 
     def _adopt(self, trial, trials) -> None:
         """When Tune's saved state was older than a trial (or lost), Tune starts that run again under a new

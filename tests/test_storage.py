@@ -1,0 +1,85 @@
+"""Result tables on shared storage (issue 15): the Mirror that copies an experiment's tables beside Ray's
+checkpoints, reading them back (a folder, a file:// URI, and the remote path through a temporary folder),
+and archiving a restarted experiment's copy. Real files through pyarrow's filesystems; no Ray, no training.
+A real search writing to storage: tests/test_scaleout.py (2 nodes), tests/test_ray_jobs.py (a Ray job) and
+tests/test_search_run.py (resuming from the storage's copy)."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from report_fixtures import outputs, run_cli  # noqa: F401 (outputs: a fixture)
+
+from tune_digits import storage
+from tune_digits.report.run import _report_remote
+from tune_digits.search import RunOptions
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_mirror_copies_the_tables_and_then_only_what_changed(outputs, tmp_path):
+    exp = outputs / "resnet" / "screen"
+    (exp / "epochs.csv").write_text("trial_id,seed,epoch\n")  # a search's final table
+    shared = tmp_path / "shared"
+    mirror = storage.Mirror(exp, f"file://{shared}/resnet/screen", interval=3600)
+    assert mirror.push(force=True) == len(files(exp))
+    assert files(shared / "resnet" / "screen") == files(exp)
+    assert mirror.push() == 0  # within the interval: nothing copied even if something changed
+    trial = sorted((exp / "trials").glob("*.csv"))[0]
+    trial.write_text(trial.read_text() + trial.read_text().splitlines()[-1] + "\n")
+    os.utime(trial, ns=(1, 1))  # a new stamp, whatever the clock's resolution
+    assert mirror.push(force=True) == 1  # only the trial that changed
+    assert files(shared / "resnet" / "screen") == files(exp)
+    assert not [p for p in shared.rglob("*.tmp")]  # written aside, then renamed
+
+
+@pytest.mark.parametrize("how", ["folder", "file URI"])
+def test_report_reads_a_storage_folder_in_place(outputs, tmp_path, how):
+    shared = tmp_path / "shared"
+    storage.Mirror(outputs / "resnet" / "screen", str(shared / "resnet" / "screen")).push(force=True)
+    (shared / "resnet-screen").mkdir()  # a Ray folder of an older search beside them: not an experiment
+    where = str(shared) if how == "folder" else f"file://{shared}"
+    local = run_cli("report", "--output", str(outputs), "--figure", "none")
+    remote = run_cli("report", "--output", where, "--figure", "none")
+    assert remote.exit_code == 0, remote.output
+    assert remote.stdout.replace(str(shared), str(outputs)) == local.stdout
+    assert files(shared / "report") == files(outputs / "report")
+
+
+def test_remote_storage_is_read_through_a_temporary_folder_and_named_in_what_is_printed(outputs, tmp_path):
+    # The path a s3:// or gs:// URI takes, on a filesystem that exists here (file://).
+    shared = tmp_path / "shared"
+    storage.Mirror(outputs / "resnet" / "screen", str(shared / "resnet" / "screen")).push(force=True)
+    uri = f"file://{shared}"
+    out = io.StringIO()
+    written = _report_remote(uri, out, space=None, fmt="table", compare=None, figure="none", figure_formats=("png",))
+    assert written and all(w.startswith(f"{uri}/report/") for w in written)
+    assert {Path(w).name for w in written} == {p.name for p in (shared / "report").iterdir()}
+    assert f"Written to {uri}/report" in out.getvalue() and "tune-digits-report-" not in out.getvalue()
+    with pytest.raises(storage.StorageError, match="cannot read results from"):
+        storage.fetch_tables(f"file://{tmp_path}/nowhere", tmp_path / "into")
+
+
+def test_archiving_moves_the_storage_copy_aside(tmp_path):
+    space = tmp_path / "shared" / "linear"
+    (space / "t" / "ray").mkdir(parents=True)
+    (space / "t" / "search.json").write_text("{}")
+    note = storage.archive_remote(f"file://{space}", "t")
+    assert not (space / "t").exists() and "moved to" in note
+    [archived] = (space / ".archive").iterdir()
+    assert (archived / "search.json").read_text() == "{}" and (archived / "ray").is_dir()
+    assert storage.archive_remote(str(space), "t") is None  # nothing there any more
+
+
+def test_a_relative_storage_folder_is_made_absolute_and_uris_are_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert RunOptions(storage="shared/").storage == str(tmp_path / "shared")
+    assert RunOptions(storage="s3://bucket/tune-digits/").storage == "s3://bucket/tune-digits"
+    # A custom endpoint's query stays at the end of every path made from it.
+    assert storage.join(RunOptions(storage="s3://b/t/?endpoint_override=h:9000").storage, "lenet", "e2e") == \
+        "s3://b/t/lenet/e2e?endpoint_override=h:9000"
+    assert storage.local_path("file:///mnt/x") == Path("/mnt/x") and storage.local_path("gs://b/x") is None
