@@ -164,19 +164,24 @@ def parse_space(raw, path: Path) -> Space:
     if overlap:
         fail(f"grid.{sorted(overlap)[0]}", "is also in fixed; a key is either fixed or searched")
     for key, values in space.grid.items():
-        if isinstance(values, list):
-            if not values:
-                fail(f"grid.{key}", "empty list; give at least one value")
-            if len({yaml.safe_dump(v) for v in values}) != len(values):
-                fail(f"grid.{key}", "has repeated values")
-        elif isinstance(values, dict):
-            _check_distribution(f"grid.{key}", values, fail)
-        else:
-            fail(f"grid.{key}", "must be a list of values or a distribution such as {loguniform: [1.0e-3, 1.0e-1]}")
+        _check_axis(f"grid.{key}", values, fail)
     _check_values(space, fail)
     space.stages = _parse_stages(raw.get("stages") or {}, fail)
     space.search = _parse_search(raw.get("search") or {}, fail)
     return space
+
+
+def _check_axis(key: str, values, fail) -> None:
+    """A grid axis is a non-empty list of distinct values or a distribution."""
+    if isinstance(values, list):
+        if not values:
+            fail(key, "empty list; give at least one value")
+        if len({yaml.safe_dump(v) for v in values}) != len(values):
+            fail(key, "has repeated values")
+    elif isinstance(values, dict):
+        _check_distribution(key, values, fail)
+    else:
+        fail(key, "must be a list of values or a distribution such as {loguniform: [1.0e-3, 1.0e-1]}")
 
 
 def _check_values(space: Space, fail) -> None:
