@@ -1,103 +1,19 @@
 """`tune-digits`: thin click commands that parse, validate and delegate."""
 from __future__ import annotations
 
-import functools
 import sys
-from dataclasses import dataclass
 
 import rich_click as click  # click, with help in panels
 
+from .cli_options import (EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_INTERRUPTED, SEARCH_PANELS, cluster_options,
+                          option_panels)
 from .errors import UserError
 from .search.algorithms import SCHEDULERS, SEARCHERS, help_text
-from .search.plan import Resources, RunOptions
 from .search.selection import METRICS
 from .search.tracking import TRACKERS
 
 DATA_DIR_HELP = ("Folder with the four official MNIST IDX files (gzip or plain) to use instead of the "
                  "embedded copy.")
-
-
-# Exit statuses of `search` and `reproduce` (README, "Exit statuses"): finished, bad input, failed trials,
-# interrupted (128 + SIGINT, as shells report a Ctrl-C).
-EXIT_FINISHED, EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-# `search`'s options in help panels, by what they decide. An option left out lands in a last "Options" panel
-# (tests/test_cli_core.py wants every option placed).
-SEARCH_PANELS = {
-    "Grid and size": ["--stage", "--set", "--reps", "--pairs", "--epochs", "--spaces-dir", "--data-dir"],
-    "Algorithm": ["--search", "--num-samples", "--scheduler", "--metric"],
-    "Resources": ["--cpus-per-trial", "--gpus-per-trial", "--require-gpu", "--max-concurrent", "--num-cpus"],
-    "Cluster": ["--address", "--storage"],
-    "Run management": ["--name", "--output", "--dry-run", "--restart", "--max-failures", "--checkpoint-every",
-                       "--log", "--verbose", "--help"],
-    "Performance": ["--seeds-per-trial", "--vectorize"],
-}
-
-
-def option_panels(panels: dict[str, list[str]]):
-    """Decorator: a command's options shown in these help panels, in this order."""
-    def decorate(command):
-        for name, options in reversed(panels.items()):  # decorators apply bottom-up
-            command = click.option_panel(name, options=options)(command)
-        return command
-    return decorate
-
-
-@dataclass(frozen=True)
-class ClusterArgs:
-    """The resource and cluster options of `search` and `reproduce`, parsed once (`cluster_options`)."""
-
-    resources: Resources
-    address: str | None
-    storage: str | None
-    require_gpu: bool
-    num_cpus: int | None
-    max_failures: int
-    checkpoint_every: int | None  # None: the command's own default
-
-    def run_options(self, checkpoint_every: int = 1, **more) -> RunOptions:
-        """RunOptions with these options; `checkpoint_every` is the command's default, used unless given."""
-        every = checkpoint_every if self.checkpoint_every is None else self.checkpoint_every
-        return RunOptions(checkpoint_every=every, max_failures=self.max_failures, storage=self.storage, **more)
-
-
-# One definition of the options `search` and `reproduce` share: what each trial gets, where Ray runs and keeps
-# its checkpoints, retries (SEARCH_PANELS places them in search's help).
-CLUSTER_OPTIONS = (
-    click.option("--address", help="Join a running Ray cluster ('auto' on a `ray up` head node or in a Ray job). "
-                                   "Default: start a local Ray."),
-    click.option("--storage", metavar="URI",
-                 help="Where every node writes checkpoints, and where the results tables are copied: s3://bucket/path, "
-                      "gs://..., or a folder every node mounts at the same path. Required on a cluster of 2+ nodes; "
-                      "`tune-digits report --output URI` reads it."),
-    click.option("--cpus-per-trial", type=float, default=1.0, show_default=True,
-                 help="CPUs per trial (also torch's thread count). 1 packs the most trials on a CPU machine."),
-    click.option("--gpus-per-trial", type=float, default=0.0, show_default=True,
-                 help="GPU share per trial: 0.25 packs 4 trials on each GPU. Falls back to CPU when there is no GPU."),
-    click.option("--require-gpu", is_flag=True,
-                 help="Fail (locally) or wait for GPU workers (cluster) instead of falling back to CPU."),
-    click.option("--max-concurrent", type=int, help="Cap on trials running at once (default: as many as resources allow)."),
-    click.option("--max-failures", type=int, default=2, show_default=True, help="Retries of a failing trial."),
-    click.option("--checkpoint-every", type=int,
-                 help="Epochs between trial checkpoints: an interrupted trial resumes from its last one. Fewer "
-                      "checkpoints cut Ray's overhead on big grids. Default: 1 for search, 5 for reproduce."),
-    click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all)."),
-)
-_CLUSTER_KEYS = ("address", "storage", "require_gpu", "num_cpus", "max_failures", "checkpoint_every")
-
-
-def cluster_options(command):
-    """Add the shared resource and cluster options to `command`; it receives them as one `cluster` argument."""
-    @functools.wraps(command)
-    def with_cluster(*args, **kwargs):
-        resources = Resources(kwargs.pop("cpus_per_trial"), kwargs.pop("gpus_per_trial"), kwargs.pop("max_concurrent"))
-        cluster = ClusterArgs(resources, **{key: kwargs.pop(key) for key in _CLUSTER_KEYS})
-        return command(*args, cluster=cluster, **kwargs)
-
-    for option in reversed(CLUSTER_OPTIONS):
-        with_cluster = option(with_cluster)
-    return with_cluster
 
 
 class FriendlyGroup(click.RichGroup):
