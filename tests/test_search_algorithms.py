@@ -87,18 +87,21 @@ def test_hyperband_stops_poor_trials(tmp_path, trial_rows):
 
 
 def test_population_based_training_exploits_and_mutates(tmp_path, trial_rows):
-    """PBT (synchronous, so the exploit happens whatever the machine's load): after epoch 1 the bottom half
+    """PBT (synchronous, so the exploit happens whatever the machine's load): after an epoch the bottom half
     continues from a top trial's checkpoint with lr mutated; the rows say
-    which lr each epoch trained with, and each seed still has every epoch once."""
+    which lr each epoch trained with, and each seed still has every epoch once.
+
+    All four trials run at once (half a CPU each): with two at a time, the first two could finish before
+    the others reach the perturbation point, and a finished trial cannot be exploited."""
     plan = make_plan(tmp_path, "linear", {"nodes": 32, "layers": 1, "dropout": False,
                                           "lr": [1.0e-6, 1.0e-5, 1.0e-2, 5.0e-2]},
-                     pairs=40, reps=2, epochs=2, scheduler="pbt",
+                     pairs=40, reps=2, epochs=3, scheduler="pbt", cpus_per_trial=0.5,
                      settings={"perturbation_interval": 1, "quantile_fraction": 0.5, "synch": 1})
     outcome = run_search(plan, progress=False, echo=lambda _: None)
     assert (outcome.finished, outcome.failed) == (4, 0)
     rows = trial_rows(plan.experiment_dir)
     for key, epochs in runs(rows).items():
-        assert epochs == [1, 2], key
+        assert epochs == [1, 2, 3], key
     mutated = [t for t, rs in rows.items() if len({r["lr"] for r in rs}) > 1]
     assert mutated, "no trial was exploited"
 
