@@ -59,6 +59,7 @@ def test_sampling_searchers_run_every_seed_of_each_configuration(tmp_path, trial
     expected = ("val_error", 0.2) if chooses else ("test_error", None)
     assert (meta["metric"], meta["fixed"].get("val_fraction")) == expected
     assert all((r["val_error"] != "") == chooses for rs in rows.values() for r in rs)
+    assert meta["searcher_seed"] == (0 if chooses else None)  # Optuna's TPE is seeded; Tune's random draws are not
 
 
 def test_hyperopt_with_median_stopping(tmp_path, trial_rows):

@@ -30,15 +30,18 @@ class AlgorithmSpec:
     package: str | None = None  # the Python package it needs, checked at plan time (then the extra of that name)
     needs_axis: tuple[str, ...] = ()  # (schedulers) at least one of these must be a grid axis (what PBT mutates)
     exploits: bool = False  # (schedulers) trials continue from other trials' Tune checkpoints (PBT)
+    seeded: bool = False  # (searchers) its draws are seeded by the plan's first seed (search.json: searcher_seed)
 
 
 SEARCHERS: dict[str, AlgorithmSpec] = {}
 SCHEDULERS: dict[str, AlgorithmSpec] = {}
 
 
-def register_searcher(name: str, *, exhaustive: bool = False, needs_metric: bool = False, package: str | None = None):
+def register_searcher(name: str, *, exhaustive: bool = False, needs_metric: bool = False, package: str | None = None,
+                      seeded: bool = False):
     """Register `make(plan) -> search algorithm or None` as `--search NAME`."""
-    return _register(SEARCHERS, name, exhaustive=exhaustive, needs_metric=needs_metric, package=package)
+    return _register(SEARCHERS, name, exhaustive=exhaustive, needs_metric=needs_metric, package=package,
+                     seeded=seeded)
 
 
 def register_scheduler(name: str, *, stops_early: bool = False, needs_metric: bool = False,
@@ -105,7 +108,7 @@ def _random(plan: SearchPlan):
     return None  # Tune's variant generator samples choice/uniform/... axes
 
 
-@register_searcher("optuna", needs_metric=True, package="optuna")
+@register_searcher("optuna", needs_metric=True, package="optuna", seeded=True)
 def _optuna(plan: SearchPlan):
     """NUM_SAMPLES draws guided by Optuna's TPE (Bayesian), seeded by the first seed"""
     import optuna
@@ -115,7 +118,7 @@ def _optuna(plan: SearchPlan):
     return OptunaSearch(seed=plan.seeds[0])
 
 
-@register_searcher("hyperopt", needs_metric=True, package="hyperopt")
+@register_searcher("hyperopt", needs_metric=True, package="hyperopt", seeded=True)
 def _hyperopt(plan: SearchPlan):
     """NUM_SAMPLES draws guided by HyperOpt's TPE, seeded by the first seed"""
     from ray.tune.search.hyperopt import HyperOptSearch

@@ -16,6 +16,7 @@ from typing import Callable
 
 from ..provenance import code_version, driver_machine, relative_to, versions
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
+from .algorithms import searcher
 from .checkpoints import states_dir
 from .placement import archive_stored, check_storage, fetch_stored, mirror_for, ray_location
 from .plan import Resources, SearchError, SearchPlan, previous_meta
@@ -234,7 +235,7 @@ def _start_meta(plan: SearchPlan, previous: dict | None, command: str, ray_path:
             fixed=rename_config({k: v for k, v in plan.trial_base().items() if k != "threads"}), grid=grid,
             seeds=plan.seeds, seeds_per_trial=plan.options.seeds_per_trial, vectorize=plan.options.vectorize,
             num_trials=plan.num_trials, search=plan.algorithm.search, scheduler=plan.algorithm.scheduler,
-            searcher_seed=getattr(plan.algorithm, "seed", None),  # None: the searcher draws unseeded
+            searcher_seed=plan.seeds[0] if searcher(plan.algorithm.search).seeded else None,  # None: unseeded
             metric=plan.metric, fingerprint=plan.fingerprint(), trials={}, command=command,
             ray_path=relative_to(ray_path, exp_dir), started=utc_now())
     meta.pop("finished", None)
