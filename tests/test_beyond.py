@@ -124,11 +124,12 @@ def test_best_space_selects_on_validation_only():
 # --- searches beyond the grid, on a real local Ray --------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_2cpus(ray_tmpdir):
+    """One local Ray for this file's searches (each start costs seconds)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
@@ -174,13 +175,3 @@ def test_asha_stops_poor_trials_early_on_the_validation_metric(tmp_path, ray_2cp
 
     epochs = sorted(len(rows) for rows in read_trial_rows(outcome.experiment_dir).values())
     assert epochs[0] < 8 and epochs[-1] == 8  # some stopped early, the best ran to the end
-
-
-def test_optuna_search_runs(tmp_path, ray_2cpus):
-    from tune_digits.search import Algorithm, Sizes, plan_search, run_search
-
-    space = _tiny_space(tmp_path, "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n", fixed_extra="  val_fraction: 0.25\n")
-    plan = plan_search(space, output=tmp_path / "out", sizes=Sizes(pairs=20, reps=1, epochs=1),
-                       algorithm=Algorithm(search="optuna", num_samples=3))
-    outcome = run_search(plan, progress=False)
-    assert outcome.finished == 3
