@@ -109,6 +109,18 @@ def ray_tmpdir():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def ray_2cpus(ray_tmpdir):
+    """One local Ray with 2 CPUs for a test file's searches (each start costs seconds)."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 @pytest.fixture
 def hang_guard():
     """A search that waits forever (e.g. for a GPU no node has) fails the run with every thread's stack

@@ -124,18 +124,6 @@ def test_best_space_selects_on_validation_only():
 # --- searches beyond the grid, on a real local Ray --------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ray_2cpus(ray_tmpdir):
-    """One local Ray for this file's searches (each start costs seconds)."""
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def _tiny_space(tmp_path, grid_yaml: str, fixed_extra: str = ""):
     path = tmp_path / "tiny.yaml"
     path.write_text(f"""network: linear

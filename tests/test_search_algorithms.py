@@ -14,17 +14,6 @@ from test_search_plan import make_plan
 from tune_digits.search import run_search, tracking
 
 
-@pytest.fixture(scope="module")
-def ray_2cpus(ray_tmpdir):
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 pytestmark = pytest.mark.usefixtures("ray_2cpus")
 LINEAR = {"nodes": [16, 32, 64], "layers": [1, 2], "dropout": False}
 
