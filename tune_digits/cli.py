@@ -98,14 +98,16 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
 
     The simplest way to try a setting: `tune-digits train lenet --set aux_loss=false --epochs 10`.
     """
-    from .train import TrainConfig, choose_device, train_once
+    from .train import TrainConfig, choose_device, parameter_count, train_once
 
     # --set wins over the plain options, so `--set epochs=3` is never silently ignored.
     config = TrainConfig.from_flat({"pairs": pairs, "epochs": epochs, "seed": seed,
                                     **parse_option_values(settings), "network": network})
     device = choose_device(gpu)
+    members = f" × {config.ensemble} members" if config.ensemble > 1 else ""
     click.echo(f"{network} on {device}: {pairs} pairs, {epochs} epochs, seed {seed}, "
-               f"{config.optimizer} lr={config.lr} batch={config.batch_size}, {config.precision}")
+               f"{config.optimizer} lr={config.lr} batch={config.batch_size}, {config.precision}, "
+               f"{parameter_count(config):,} parameters{members}")
     click.echo(f"{'epoch':>5} {'loss':>8} {'train err%':>10} {'test digit%':>11} {'test cmp%':>9} {'time s':>7}")
 
     def show(m, _state):

@@ -6,11 +6,12 @@ are imported here: a new network is one new model file (plus its search space), 
 import importlib
 import pkgutil
 
+from .ensemble import Ensemble
 from .pair import STRATEGIES, PairNet, PairOutput
 from .registry import (BASE_TRAINING, NetworkSpec, backbone_options, create_backbone, is_builtin, list_models,
                        network_spec, paper_models, register_model, register_spec, train_defaults, unregister_model)
 
-_NOT_MODELS = {"common", "pair", "registry"}
+_NOT_MODELS = {"common", "ensemble", "pair", "registry"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _NOT_MODELS:
         importlib.import_module(f"{__name__}.{_module.name}")
@@ -23,6 +24,14 @@ def create_model(name: str, **options) -> PairNet:
     return PairNet(name, **options)
 
 
+def create_ensemble(name: str, members: int = 1, **options) -> PairNet | Ensemble:
+    """`members` pair models drawn one after another from the global generators; one member is the plain
+    model (the same weights as `create_model`), more are an Ensemble whose first member has those weights."""
+    if members == 1:
+        return create_model(name, **options)
+    return Ensemble([create_model(name, **options) for _ in range(members)])
+
+
 def model_options(name: str) -> dict[str, object]:
     """Every option `create_model(name, ...)` takes, with its default."""
     return {**backbone_options(name), **PAIR_OPTIONS}
@@ -32,6 +41,6 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["BASE_TRAINING", "STRATEGIES", "NetworkSpec", "PairNet", "PairOutput", "backbone_options", "count_parameters",
+__all__ = ["BASE_TRAINING", "STRATEGIES", "Ensemble", "create_ensemble", "NetworkSpec", "PairNet", "PairOutput", "backbone_options", "count_parameters",
            "create_backbone", "create_model", "is_builtin", "list_models", "model_options", "network_spec", "paper_models",
            "register_model", "register_spec", "train_defaults", "unregister_model"]

@@ -27,6 +27,7 @@ class PairOutput(NamedTuple):
     digits: torch.Tensor | None  # (B, 2, 10) digit logits
     compare: torch.Tensor | None  # (B,) logit of P(target = 1), for strategies that learn it
     side: torch.Tensor | None  # (B, 2, 10) auxiliary-classifier logits (training only)
+    members: tuple | None = None  # an ensemble's members' own outputs (training only, models/ensemble.py)
 
 
 class PairNet(nn.Module):

@@ -203,6 +203,7 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
     metric, metric_notes, warnings = choose_metric(algorithm, fixed, grid)
     notes += _algorithm_notes(algorithm, grid) + metric_notes
     options, grouping_note = _grouping(options, algorithm, n_seeds)
+    _check_vectorized_ensemble(options, fixed, grid)
     notes += grouping_note
     _check_trial_config(space, {**fixed, "pairs": pairs, "epochs": epochs})
     seeds = list(range(sizes.seed_offset, sizes.seed_offset + n_seeds))
@@ -263,6 +264,13 @@ def _grouping(options: RunOptions, algorithm: Algorithm, n_seeds: int) -> tuple[
         raise SearchError("--vectorize trains the seeds of a trial as one model: give --seeds-per-trial 2 or more "
                           f"(this search has {n_seeds} seed(s))")
     return replace(options, seeds_per_trial=per_trial), note
+
+
+def _check_vectorized_ensemble(options: RunOptions, fixed: dict, grid: dict) -> None:
+    """The vectorized engine stacks one model per seed; an ensemble inside a trial is trained in turn only."""
+    values = [fixed.get("ensemble", 1), *(grid.get("ensemble") if isinstance(grid.get("ensemble"), list) else [])]
+    if options.vectorize and any(v != 1 for v in values):
+        raise SearchError("--vectorize cannot train an ensemble inside a trial (ensemble > 1): drop --vectorize")
 
 
 def _check_trial_config(space: Space, values: dict) -> None:

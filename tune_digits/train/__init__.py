@@ -12,7 +12,7 @@ to `on_epoch` after every epoch; tests, benchmarks, `tune-digits train` and the 
 """
 from .augment import random_shift
 from .config import (OPTIMIZERS, PRECISIONS, SCHEDULES, TRAIN_EVALS, ConfigError, TrainConfig, choose_device, prepare_device,
-                     modern_names, seed_everything)
+                     modern_names, parameter_count, seed_everything)
 from .engines import ENGINES, InTurn, Vectorized, build_optimizer, evaluate
 from ..results import METRICS  # one tuple of metric names: the results format's
 from .loop import check_replicas, fit, fit_replicas, load_data, replica_epochs, train_epochs, train_once
@@ -20,5 +20,5 @@ from .loss import pair_loss
 
 __all__ = ["ENGINES", "METRICS", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "TRAIN_EVALS", "ConfigError", "InTurn", "TrainConfig", "Vectorized",
            "build_optimizer", "check_replicas", "choose_device", "evaluate", "fit", "fit_replicas", "load_data",
-           "modern_names", "pair_loss", "prepare_device", "random_shift", "replica_epochs", "seed_everything", "train_epochs",
+           "modern_names", "pair_loss", "parameter_count", "prepare_device", "random_shift", "replica_epochs", "seed_everything", "train_epochs",
            "train_once"]

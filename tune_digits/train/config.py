@@ -12,7 +12,7 @@ import torch
 
 from ..data import SPLIT_SIZES, STANDARDISE
 from ..errors import UserError
-from ..models import create_model, list_models, model_options, train_defaults
+from ..models import count_parameters, create_ensemble, create_model, list_models, model_options, train_defaults
 from ..results import CONFIG_RENAMES
 
 OPTIMIZERS = ("sgd", "adam")
@@ -24,6 +24,7 @@ PRECISIONS = ("fp32", "bf16")
 # screen ranks on the final epoch; the pass over the training digits is ≈ 1/4 of an epoch's work).
 TRAIN_EVALS = ("every", "final")
 BATCH_ORDERS = ("shuffled", "fixed")
+MAX_ENSEMBLE = 20
 
 
 class ConfigError(UserError, ValueError):
@@ -59,6 +60,9 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
     precision: str = "fp32"  # PRECISIONS
     train_eval: str = "every"  # TRAIN_EVALS: train_error every epoch, or NaN but at the final epoch
+    # Members of an ensemble inside the trial: each its own initial weights and loss, the same pairs and batches;
+    # evaluated on their averaged probabilities (models/ensemble.py). 1: the plain model.
+    ensemble: int = 1
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -97,6 +101,7 @@ class TrainConfig:
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
             (self.train_eval in TRAIN_EVALS, f"train_eval must be one of {list(TRAIN_EVALS)}"),
+            (1 <= self.ensemble <= MAX_ENSEMBLE, f"ensemble must be between 1 and {MAX_ENSEMBLE} members"),
         ]
         for ok, message in checks:
             if not ok:
@@ -132,6 +137,12 @@ class TrainConfig:
         return dict(self.options)
 
 
+def parameter_count(config: TrainConfig) -> int:
+    """The trained parameters of one repetition: every member of an ensemble (built on the meta device)."""
+    with torch.device("meta"):
+        return count_parameters(create_ensemble(config.network, config.ensemble, **config.options))
+
+
 def modern_names(flat: dict, where: str = "") -> dict:
     """Settings under their old names (`arch`, `aux_loss_weight`, `aux_weight`) keep working: each is renamed,
     with a one-line note on stderr the first time a process meets it."""
@@ -151,7 +162,7 @@ def modern_names(flat: dict, where: str = "") -> dict:
 _NOTED: set[str] = set()
 _TYPE_WORDS = {int: "an integer", bool: "true or false", str: "a string", dict: "a mapping"}
 _FIELD_TYPES = {
-    **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads"), int),
+    **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads", "ensemble"), int),
     **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift"),
                     (int, float)),
     **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise", "precision", "train_eval"),

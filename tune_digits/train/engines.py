@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from ..models import create_model
+from ..models import create_ensemble
 from .config import TrainConfig, autocast, rng_state, seed_everything, set_rng_state
 from .loss import pair_loss
 
@@ -57,9 +57,9 @@ def evaluate(model, inputs, classes, target, chunk: int = 1000, precision=contex
 
 def seeded_model(config: TrainConfig, device: torch.device):
     """A replica's model with its initial weights as its seed draws them, the global generators seeded: the
-    same weights whichever engine trains it."""
+    same weights whichever engine trains it. An ensemble's members are drawn one after another."""
     seed_everything(config.seed)
-    return create_model(config.network, **config.model_kwargs()).to(device)
+    return create_ensemble(config.network, config.ensemble, **config.model_kwargs()).to(device)
 
 
 class Engine:

@@ -73,6 +73,8 @@ def fit_replicas(configs: list[TrainConfig], datas: list[PairSet], device: torch
     check_replicas(configs)
     if len(datas) != len(configs):
         raise ConfigError(f"{len(configs)} replicas but {len(datas)} data sets")
+    if vectorize and configs[0].ensemble > 1:
+        raise ConfigError("the vectorized engine cannot train an ensemble inside a trial (ensemble > 1)")
     engine = Vectorized if vectorize else InTurn
     return _drive(replica_epochs(engine, configs, datas, device, resume), on_epoch)
 
