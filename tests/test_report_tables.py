@@ -141,7 +141,7 @@ def test_weight_sharing_study_is_ranked_with_p_values(tmp_path: Path) -> None:
 
 def test_paper_tables_are_registered_in_order() -> None:
     assert table_names() == ["table2_best", "table3_linear_dropout", "table4_lenet_aux", "table5_setups",
-                             "table1_ranking", "provenance"]
+                             "table6_honest", "table1_ranking", "provenance"]
     with pytest.raises(ValueError, match="'table2_best' is already registered"):
         register_table("table2_best")(lambda analyses: None)
 
@@ -171,7 +171,7 @@ def test_a_registered_table_is_reported_and_unregistering_removes_it(outputs: Pa
         unregister_table("configs_per_experiment")
         unregister_table("never_built")
     assert table_names() == ["table2_best", "table3_linear_dropout", "table4_lenet_aux", "table5_setups",
-                             "table1_ranking", "provenance"]
+                             "table6_honest", "table1_ranking", "provenance"]
     tables, notes = build_tables(analyses_of(outputs))
     assert [t.name for t in tables] == ["table2_best", "table1_resnet_screen", "provenance"] and not notes
 
@@ -200,3 +200,29 @@ def test_setups_table_sets_the_authors_setup_beside_the_paper_and_ours(outputs: 
 
 def analyses_of_without(outputs: Path) -> list:
     return [a for a in analyses_of(outputs) if not a.exp.space.startswith(paper.AUTHORS_PREFIX)]
+
+
+def test_honest_table_sets_the_levers_study_beside_the_paper_and_the_cited_results(outputs: Path) -> None:
+    lenet = {"network": "lenet", "kernel_size": 5, "batch_norm": True, "aux_loss": True, "strategy": "prob"}
+    write_experiment(outputs, "levers", "screen", [({**lenet, "ensemble": 1}, metrics(3.0, 1.0)),
+                                                   ({**lenet, "ensemble": 3}, metrics(2.0, 0.5))],
+                     ["ensemble"], val=lambda seed, epoch: float(seed + epoch))
+    write_experiment(outputs, "levers", "final", [({**lenet, "ensemble": 3}, metrics(1.0, 0.5))], [])
+    tables = {t.name: t for t in build_tables(analyses_of(outputs))[0]}
+    d = tables["table6_honest"].data.set_index("source")
+    assert d.loc["paper (published), lenet", "test_error_mean"] == paper.TABLE_II["lenet"]["test_error"][0]
+    cited = d.loc["authors' code (cited: run by issue 16's author), resnet"]
+    assert (cited["test_error_mean"], cited["test_error_std"], cited["n"]) == (1.90, 0.38, 7)
+    assert d.loc["best peer (cited: issue 16), siamese lenet", "test_error_mean"] == 1.74
+    study = d.loc["levers study (issue 16), levers"]  # the final stage, at its final epoch: 1 + 0.5·seed + 1
+    assert study["results"] == "levers/final" and study["n"] == 3 and study["rule"].startswith("the final epoch")
+    assert (study["test_error_mean"], study["test_error_std"]) == pytest.approx((2.5, 0.5))
+    assert study["parameters"] == 3 * 63_848  # every member of the ensemble
+    shown = tables["table6_honest"].display_frame()
+    assert "191,544" in set(shown["parameters"]) and "—" in set(shown["parameters"])  # the peer's is unknown
+    levers = tables["table6_levers_screen"].data.set_index("value")
+    assert list(levers["lever"]) == ["ensemble", "ensemble"] and list(levers["n"]) == [3, 3]
+    # final epoch 3: test = base + scale·seed + 1, val = seed + 3 for both
+    assert levers.loc["1", "test_error_mean"] == pytest.approx(5.0) and levers.loc["3", "test_error_mean"] == 3.5
+    assert (levers.loc["3", "val_error_mean"], levers.loc["3", "val_error_std"]) == pytest.approx((4.0, 1.0))
+    assert levers.loc["3", "diff_val_error"] == 0

@@ -47,6 +47,22 @@ def reference(space: str) -> str:
     return net if space.startswith(AUTHORS_PREFIX) and net in TABLE_II else BEST_ARCH
 
 
+# Parameters of the paper's networks as the authors' code builds them (their Table I bold configurations: LeNet
+# k=5 + BN + auxiliary classifier, ResNet 2 blocks × 16 channels, k=7, BN): the `variant: authors` models.
+AUTHORS_PARAMETERS: Final = {"lenet": 66_000, "resnet": 51_370}
+
+# Results measured by others, cited beside ours by the report (issue 16), never presented as this code's.
+CITED: Final = (
+    {"source": "authors' code (cited: run by issue 16's author), resnet", "results": "",
+     "rule": "the final epoch; no choice (ResNet 2 × 16, k=7, BN; 1,000 pairs, 25 epochs)", "n": 7,
+     "parameters": 51_370, "test_error_mean": 1.90, "test_error_std": 0.38, "test_digit_error_mean": float("nan"),
+     "test_digit_error_std": float("nan"), "settings": ""},
+    {"source": "best peer (cited: issue 16), siamese lenet", "results": "",
+     "rule": "honest (per issue 16); hard ≤ of the predicted digits, 800 training pairs", "n": 10,
+     "parameters": float("nan"), "test_error_mean": 1.74, "test_error_std": 0.34,
+     "test_digit_error_mean": float("nan"), "test_digit_error_std": float("nan"), "settings": ""},
+)
+
 # Table III: Linear 2×128, keyed by "with"/"without" dropout.
 TABLE_III: Final[dict[str, Row]] = {
     "without": {"train_error": (0.022, 0.101), "test_digit_error": (6.802, 0.608), "test_error": (4.590, 0.551)},

@@ -9,6 +9,7 @@ from .ablation import PaperAblation, ablation_table, compare_table
 from .analysis import Analysis
 from .origin import origin_table
 from .ranking import best_table, ranking_table
+from .honest import honest_tables
 from .setups import setups_table
 from .table import TABLES, NotBuilt, Table, register_table
 
@@ -39,6 +40,12 @@ def table4(analyses: Sequence[Analysis]) -> Table | None:
 @register_table("table5_setups")
 def table5(analyses: Sequence[Analysis]) -> Table | None:
     return setups_table(analyses)
+
+
+@register_table("table6_honest")
+def table6(analyses: Sequence[Analysis]) -> list[Table] | None:
+    """Issue 16's honest best beside the paper and the cited results; what each lever gave."""
+    return honest_tables(analyses)
 
 
 @register_table("table1_ranking")

@@ -1,0 +1,134 @@
+"""Issue 16's honest best: the `levers` study beside the paper, the authors' code and the best peer (both cited),
+our `best` study and the authors' setup, each with its selection rule and total parameter count (an ensemble
+counts every member); and what each lever of the `levers` screen gave on its validation split."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import paper
+from .analysis import KEY, Analysis, by_space
+from .load import value_order
+from .stats import mean_std
+from .table import HONEST_RULES, Column, Table, num, pm
+
+STUDY = "levers"
+# The result sets set beside the cited rows, where present: (space, label, how its configuration was chosen).
+STUDIES = (
+    (f"{paper.AUTHORS_PREFIX}lenet", "authors' setup, our code", "no choice (the authors' settings)"),
+    (f"{paper.AUTHORS_PREFIX}resnet", "authors' setup, our code", "no choice (the authors' settings)"),
+    ("best", "our `best` study", "chosen on val_error in its screen"),
+    (STUDY, "levers study (issue 16)", "chosen on val_error in its screen"),
+)
+PAPER_RULE = "best epoch chosen on the test set (optimistic)"
+
+
+def honest_tables(analyses: Sequence[Analysis]) -> list[Table] | None:
+    """None without `levers` results; else the side-by-side table, and the levers table when a screen exists."""
+    if not any(a.exp.space == STUDY for a in analyses):
+        return None
+    tables = [_side_by_side(analyses)]
+    screens = [a for a in analyses if a.exp.space == STUDY and a.exp.stage == "screen"]
+    if screens:
+        tables.append(levers_table(screens[-1]))
+    return tables
+
+
+def _side_by_side(analyses: Sequence[Analysis]) -> Table:
+    chosen = by_space(analyses)
+    records = [*_paper_records(), *(dict(c) for c in paper.CITED)]
+    records += [_study_record(chosen[space], label, choice) for space, label, choice in STUDIES if space in chosen]
+    data = pd.DataFrame(records)
+    rule = ("Test comparison error in %, mean ± sample std over n repetitions. Paper: Table II as published (its "
+            "networks are the authors' code's, parameters counted from them). Cited rows are measurements by "
+            "others (issue 16), not results of this code. Result sets: the honest view of each space's stage "
+            "that stands for it (final if any); parameters: the whole trained model, every ensemble member.")
+    return Table("table6_honest", "Honest best — levers study beside the paper, the authors' code and the best "
+                 "peer", rule, data, _side_display(), optional=("test digit", "results"))
+
+
+def _paper_records() -> list[dict[str, Any]]:
+    out = []
+    for net in ("lenet", paper.BEST_ARCH):
+        row = paper.TABLE_II[net]
+        out.append({"source": f"paper (published), {net}", "results": "", "rule": PAPER_RULE,
+                    "n": paper.REPETITIONS, "parameters": paper.AUTHORS_PARAMETERS[net],
+                    "test_error_mean": row["test_error"][0], "test_error_std": row["test_error"][1],
+                    "test_digit_error_mean": row["test_digit_error"][0],
+                    "test_digit_error_std": row["test_digit_error"][1], "settings": ""})
+    return out
+
+
+def _study_record(a: Analysis, label: str, choice: str) -> dict[str, Any]:
+    best = a.configs.iloc[0]
+    return {"source": f"{label}, {a.exp.meta.get('network') or a.exp.space}", "results": f"{a.exp.space}/{a.exp.name}",
+            "rule": f"{HONEST_RULES[a.honest]}; {choice}", "n": int(best["n"]),
+            "parameters": parameters(a, str(best["config"])),
+            **{f"{m}_{s}": best[f"{m}_{s}"] for m in ("test_error", "test_digit_error") for s in ("mean", "std")},
+            "settings": best["settings"]}
+
+
+def parameters(a: Analysis, config: str) -> int | None:
+    """The trained parameters of one configuration of an experiment (every ensemble member), from its rows'
+    config values; None when they do not make a model (a network this process does not know)."""
+    from ..errors import UserError
+    from ..models import model_options
+    from ..train import TrainConfig, parameter_count
+
+    row = a.exp.rows[a.exp.rows["config"] == config].iloc[0]
+    network = str(row.get("network") or a.exp.meta.get("network") or a.exp.space)
+    try:
+        defaults = {**model_options(network), "ensemble": 1}
+        flat = {k: _typed(row[k], default) for k, default in defaults.items()
+                if k in row.index and not pd.isna(row[k]) and str(row[k]) != ""}
+        return parameter_count(TrainConfig.from_flat({**flat, "network": network}))
+    except (UserError, ValueError):
+        return None
+
+
+def _typed(value: Any, default: Any) -> Any:
+    """A config value read back as a string, in its default's type."""
+    text = str(value)
+    if isinstance(default, bool):
+        return text.lower() == "true"
+    if isinstance(default, int):
+        return int(float(text))
+    if isinstance(default, float):
+        return float(text)
+    return text
+
+
+def _side_display() -> list[Column]:
+    return [("source", lambda r: str(r["source"])), ("results", lambda r: str(r["results"]) or "—"),
+            ("selection", lambda r: str(r["rule"])), ("n", lambda r: str(r["n"])),
+            ("parameters", lambda r: "—" if pd.isna(r["parameters"]) else f"{int(r['parameters']):,}"),
+            ("test cmp", lambda r: pm(r, "test_error")), ("test digit", lambda r: pm(r, "test_digit_error"))]
+
+
+def levers_table(a: Analysis) -> Table:
+    """Per lever (grid axis) and value: val_error and test_error at the final epoch, mean ± sample std over every
+    repetition (configurations × seeds) with that value, and the difference from the lever's first value."""
+    rows = a.exp.rows
+    last = rows.loc[rows.groupby(KEY, sort=False)["epoch"].idxmax().to_numpy()]
+    records = []
+    for axis in a.exp.axes:
+        values = sorted(last[axis].unique(), key=value_order)
+        base = np.nan
+        for value in values:
+            part = last[last[axis] == value]
+            rec = {"lever": axis, "value": value, "n": len(part)}
+            for m in ("val_error", "test_error"):
+                rec[f"{m}_mean"], rec[f"{m}_std"] = mean_std(part[m].to_numpy(dtype=float))
+            base = rec["val_error_mean"] if value == values[0] else base
+            rec["diff_val_error"] = rec["val_error_mean"] - base
+            records.append(rec)
+    rule = (f"{a.exp.label} ({a.exp.stage}): each lever's values over all repetitions that have them (the other "
+            "levers at each of their values), read at the final epoch. val_error (validation split, what chooses) "
+            "and test_error in %, mean ± sample std; Δ val: difference from the lever's first value.")
+    display: list[Column] = [("lever", lambda r: str(r["lever"])), ("value", lambda r: str(r["value"])),
+                             ("n", lambda r: str(r["n"])), ("val cmp", lambda r: pm(r, "val_error")),
+                             ("Δ val", lambda r: num(r["diff_val_error"], 3)), ("test cmp", lambda r: pm(r, "test_error"))]
+    return Table(f"table6_levers_{a.exp.name}", f"Levers — {a.exp.label}: what each gave on the validation split",
+                 rule, pd.DataFrame(records), display)
