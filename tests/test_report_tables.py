@@ -210,12 +210,12 @@ def test_honest_table_sets_the_levers_study_beside_the_paper_and_the_cited_resul
     write_experiment(outputs, "levers", "final", [({**lenet, "ensemble": 3}, metrics(1.0, 0.5))], [])
     tables = {t.name: t for t in build_tables(analyses_of(outputs))[0]}
     d = tables["table6_honest"].data.set_index("source")
-    assert d.loc["paper (published), lenet", "test_error_mean"] == paper.TABLE_II["lenet"]["test_error"][0]
-    cited = d.loc["authors' code (cited: run by issue 16's author), resnet"]
+    assert d.loc["paper, lenet", "test_error_mean"] == paper.TABLE_II["lenet"]["test_error"][0]
+    cited = d.loc["authors' code (cited), resnet"]
     assert (cited["test_error_mean"], cited["test_error_std"], cited["n"]) == (1.90, 0.38, 7)
-    assert d.loc["best peer (cited: issue 16), siamese lenet", "test_error_mean"] == 1.74
-    study = d.loc["levers study (issue 16), levers"]  # the final stage, at its final epoch: 1 + 0.5·seed + 1
-    assert study["results"] == "levers/final" and study["n"] == 3 and study["rule"].startswith("the final epoch")
+    assert d.loc["best peer (cited), siamese lenet", "test_error_mean"] == 1.74
+    study = d.loc["levers study, levers"]  # the final stage, at its final epoch: 1 + 0.5·seed + 1
+    assert study["results"] == "levers/final" and study["n"] == 3 and study["rule"].startswith("final epoch")
     assert (study["test_error_mean"], study["test_error_std"]) == pytest.approx((2.5, 0.5))
     assert study["parameters"] == 3 * 63_848  # every member of the ensemble
     shown = tables["table6_honest"].display_frame()
