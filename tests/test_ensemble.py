@@ -6,7 +6,6 @@ import dataclasses
 
 import pytest
 import torch
-import torch.nn.functional as F
 from click.testing import CliRunner
 from train_helpers import history, replica_history, same_metrics, small_configs, small_datas
 
@@ -14,7 +13,7 @@ from tune_digits.cli import main
 from tune_digits.models import Ensemble, PairNet, count_parameters, create_model
 from tune_digits.search import RunOptions, SearchError, plan_search
 from tune_digits.spaces import load_space
-from tune_digits.train import ConfigError, InTurn, TrainConfig, evaluate, pair_loss, parameter_count
+from tune_digits.train import ConfigError, InTurn, TrainConfig, evaluate, fit_replicas, pair_loss, parameter_count
 
 SEEDS = (0, 1)
 
@@ -93,7 +92,6 @@ def test_bad_values_are_one_line_errors(tmp_path, datas):
     with pytest.raises(SearchError, match="--vectorize cannot train an ensemble inside a trial"):
         plan_search(load_space("levers"), stage="screen", output=tmp_path,
                     options=RunOptions(seeds_per_trial=3, vectorize=True))
-    from tune_digits.train import fit_replicas
     with pytest.raises(ConfigError, match="vectorized engine cannot train an ensemble"):
         fit_replicas(small_configs(SEEDS, ensemble=2), datas, vectorize=True)
     result = CliRunner().invoke(main, ["train", "lenet", "--set", "ensemble=0"])
