@@ -153,8 +153,11 @@ def run_search(plan: SearchPlan, *, address: str | None = None, restart: bool = 
 def lock_experiment(exp_dir: Path):
     """Hold an exclusive lock on OUTPUT/SPACE/.NAME.lock for the whole search: a second search under the same
     name at the same time would mix its trials into this one's folder, so it is refused instead."""
-    exp_dir.parent.mkdir(parents=True, exist_ok=True)
-    handle = (exp_dir.parent / f".{exp_dir.name}.lock").open("a")
+    try:
+        exp_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = (exp_dir.parent / f".{exp_dir.name}.lock").open("a")
+    except OSError as err:  # --output names a file's subfolder, a read-only place, ...
+        raise SearchError(f"cannot write the results under {exp_dir.parent}: {err.strerror or err}") from None
     try:
         import fcntl
 
