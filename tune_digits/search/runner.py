@@ -35,11 +35,6 @@ class SearchOutcome:
     resources: Resources = field(default_factory=Resources)  # what each trial got (after a GPU fallback)
 
 
-def init_ray(address: str | None, verbose: bool, num_cpus: int | None, num_gpus: int | None) -> bool:
-    """Join the cluster at `address`, else start a local Ray; False when Ray was already running."""
-    return _start_ray(address, verbose, num_cpus, num_gpus) is not None
-
-
 def _start_ray(address, verbose, num_cpus, num_gpus) -> dict | None:
     """ray.init's address_info (None when Ray was already running)."""
     import ray
