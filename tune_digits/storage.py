@@ -76,10 +76,14 @@ class Mirror:
         if not force and time.monotonic() - self.last < self.interval:
             return 0
         self.last = time.monotonic()
-        files = [self.source / name for name in TABLE_FILES] + sorted((self.source / TRIALS_DIR).glob("*.csv"))
+        trials = sorted((self.source / TRIALS_DIR).glob("*.csv"))
+        # The tables that sum the trials up go last, so a final epochs.csv is newer than every trial's file
+        # there too (the report reads the newer: report/load.py).
+        files = trials + [self.source / name for name in TABLE_FILES]
         changed = [f for f in files if f.is_file() and self.copied.get(f) != _stamp(f)]
         try:
             self.fs.create_dir(join(self.root, TRIALS_DIR), recursive=True)
+            self._drop_stale({f.name for f in trials})
             for f in changed:
                 stamp = _stamp(f)
                 write_file(self.fs, join(self.root, *f.relative_to(self.source).parts), f.read_bytes())
@@ -88,6 +92,17 @@ class Mirror:
             raise StorageError(f"cannot write the results to {self.destination}: {' '.join(str(err).split())}") \
                 from None
         return len(changed)
+
+    def _drop_stale(self, local: set[str]) -> None:
+        """Trial files the search has since removed here (rows taken over by a trial that replaced theirs, or
+        an earlier run's strays) go from the storage too, or a report read there would count them."""
+        import pyarrow.fs
+
+        folder = join(self.root, TRIALS_DIR)
+        for info in self.fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True)):
+            if info.base_name.endswith(".csv") and info.base_name not in local:
+                self.fs.delete_file(info.path)
+                self.copied.pop(self.source / TRIALS_DIR / info.base_name, None)
 
 
 def write_file(fs, path: str, data: bytes) -> None:
@@ -145,6 +160,8 @@ def _fetch(fs, path: str, into: Path) -> bool:
         target.parent.mkdir(parents=True, exist_ok=True)
         with fs.open_input_stream(info.path) as stream:
             target.write_bytes(stream.read())
+        if info.mtime_ns is not None:  # the report compares epochs.csv's time with the trials' (report/load.py)
+            os.utime(target, ns=(info.mtime_ns, info.mtime_ns))
     return True
 
 
