@@ -94,7 +94,7 @@ def models():
 @click.option("--gpu/--cpu", default=None, help="Force the device (default: CUDA when available).")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
 def train(network, pairs, epochs, seed, settings, gpu, data_dir):
-    """Train one configuration of ARCH and print a per-epoch table.
+    """Train one configuration of NETWORK (`tune-digits models` lists them) and print a per-epoch table.
 
     The simplest way to try a setting: `tune-digits train lenet --set aux_loss=false --epochs 10`.
     """
