@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 from .errors import UserError
-from .results import EPOCHS_CSV, SEARCH_JSON, TRIALS_DIR
+from .results import EPOCHS_CSV, REPORT_DIR, SEARCH_JSON, TRIALS_DIR
 
 TABLE_FILES = (SEARCH_JSON, EPOCHS_CSV)  # and every trials/<trial_id>.csv
-REPORT_DIR = "report"
 
 
 class StorageError(UserError):
