@@ -110,7 +110,6 @@ def test_only_the_marked_processes_are_stopped_and_the_watchdog_stops_them_when_
             process.wait()
 
 
-
 def _save_epochs(folder: str, first: int) -> None:
     from pyarrow import fs
 
