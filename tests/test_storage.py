@@ -46,8 +46,9 @@ def test_the_storage_copy_drops_removed_trials_and_reads_back_as_its_final_table
     old = sorted((exp / "trials").glob("*.csv"))[0].stem
     move_rows(exp, old, "replacement")  # a trial Tune recreated took over the old one's rows (search/writer.py)
     write_epochs_csv(exp)  # the search's end
+    (shared / "trials" / "elsewhere.csv").write_bytes(b"x")  # on the storage only (another run's): kept
     mirror.push(force=True)
-    assert files(shared) == files(exp)  # no second copy of the moved rows
+    assert files(shared) == {**files(exp), "trials/elsewhere.csv": b"x"}  # no second copy of the moved rows
     back = tmp_path / "back"
     assert storage.fetch_experiment(str(shared), back)
     assert load_experiment(back, "resnet").source == "epochs.csv"  # the final table, as read here

@@ -68,6 +68,8 @@ class Mirror:
         self.destination = destination
         self.interval = interval
         self.copied: dict[Path, tuple[int, int]] = {}  # file → (mtime_ns, size) when last copied
+        # The trials' files here (fetched from the storage, or written since): those to drop there once gone here.
+        self.trials = {f.name for f in (experiment_dir / TRIALS_DIR).glob("*.csv")}
         self.last = float("-inf")
 
     def push(self, force: bool = False) -> int:
@@ -82,7 +84,7 @@ class Mirror:
         changed = [f for f in files if f.is_file() and self.copied.get(f) != _stamp(f)]
         try:
             self.fs.create_dir(join(self.root, TRIALS_DIR), recursive=True)
-            self._drop_stale({f.name for f in trials})
+            self._drop_removed({f.name for f in trials})
             for f in changed:
                 stamp = _stamp(f)
                 write_file(self.fs, join(self.root, *f.relative_to(self.source).parts), f.read_bytes())
@@ -92,16 +94,17 @@ class Mirror:
                 from None
         return len(changed)
 
-    def _drop_stale(self, local: set[str]) -> None:
-        """Trial files the search has since removed here (rows taken over by a trial that replaced theirs, or
-        an earlier run's strays) go from the storage too, or a report read there would count them."""
-        import pyarrow.fs
-
-        folder = join(self.root, TRIALS_DIR)
-        for info in self.fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True)):
-            if info.base_name.endswith(".csv") and info.base_name not in local:
-                self.fs.delete_file(info.path)
-                self.copied.pop(self.source / TRIALS_DIR / info.base_name, None)
+    def _drop_removed(self, now: set[str]) -> None:
+        """Trial files this search has removed here since (rows taken over by a trial that replaced theirs, an
+        earlier run's strays) go from the storage too, or a report read there would count them. Only those: a
+        file on the storage that was never here is another run's to keep."""
+        for name in sorted(self.trials - now):
+            try:
+                self.fs.delete_file(join(self.root, TRIALS_DIR, name))
+            except FileNotFoundError:  # never copied there
+                pass
+            self.copied.pop(self.source / TRIALS_DIR / name, None)
+        self.trials = now
 
 
 def write_file(fs, path: str, data: bytes) -> None:
