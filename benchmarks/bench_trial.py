@@ -13,6 +13,8 @@ Variants (each job runs alone in a fresh process, so thread settings never leak 
                test error in eval mode).
 --ablation adds `baseline-1t` (the peer loop on 1 thread) and `baseline-1t-cl` (1 thread + channels-last
 weights), which separate the thread-count lever from the memory-format lever, and `fit-default-threads`.
+`fit-bf16` and `fit-bf16-default-threads` (via --variants): fit under bf16 autocast, as `tune-digits reproduce`
+trains the convolutional nets by default (`--precision auto`).
 
 The machine may be shared and noisy, so jobs of one (net, seed) run back to back with the variant order
 rotated from seed to seed, and the speed ratio is the median over seeds of the per-seed ratio
@@ -37,6 +39,8 @@ from tune_digits.search import cpu_model  # noqa: E402
 BEST = {network: PAPER_BEST[network] for network in ('lenet', 'resnet')}  # the paper's best (benchmarks/common.py)
 VARIANTS = ("fit", "baseline")
 ABLATION = ("baseline-1t", "baseline-1t-cl", "fit-default-threads")
+# fit under bf16 autocast (what `tune-digits reproduce` now runs for the CNNs), 1 thread and torch's default.
+PRECISION = ("fit-bf16", "fit-bf16-default-threads")
 
 
 def peer_loop(config, data, threads: int | None, channels_last: bool) -> list[dict]:
@@ -99,8 +103,9 @@ def run_job(network: str, seed: int, variant: str, pairs: int, epochs: int) -> d
     from tune_digits.train import TrainConfig, fit
 
     default_threads = torch.get_num_threads()
-    threads = None if variant in ("baseline", "fit-default-threads") else 1
-    config = TrainConfig(network=network, pairs=pairs, epochs=epochs, seed=seed, threads=threads, options=BEST[network])
+    threads = None if variant in ("baseline", "fit-default-threads", "fit-bf16-default-threads") else 1
+    config = TrainConfig(network=network, pairs=pairs, epochs=epochs, seed=seed, threads=threads, options=BEST[network],
+                         precision="bf16" if "bf16" in variant else "fp32")
     data = generate_pair_sets(pairs, seed)
     start = time.perf_counter()
     if variant.startswith("fit"):
@@ -160,7 +165,7 @@ def main(argv=None) -> int:
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--ablation", action="store_true", help="Also run " + ", ".join(ABLATION) + ".")
     parser.add_argument("--variants", help="Comma-separated variants to run instead (fit is always added): "
-                        + ", ".join(VARIANTS + ABLATION) + ".")
+                        + ", ".join(VARIANTS + ABLATION + PRECISION) + ".")
     parser.add_argument("--json", type=Path, help="Write every job's result and the summary here.")
     args = parser.parse_args(argv)
 
@@ -172,7 +177,7 @@ def main(argv=None) -> int:
     variants = list(VARIANTS) + (list(ABLATION) if args.ablation else [])
     if args.variants:
         variants = ["fit"] + [v.strip() for v in args.variants.split(",") if v.strip() not in ("", "fit")]
-    unknown = [v for v in variants if v not in VARIANTS + ABLATION]
+    unknown = [v for v in variants if v not in VARIANTS + ABLATION + PRECISION]
     if unknown:
         print(f"error: unknown variant {', '.join(unknown)}; known: {', '.join(VARIANTS + ABLATION)}", file=sys.stderr)
         return 1

@@ -108,3 +108,25 @@ def test_only_the_marked_processes_are_stopped_and_the_watchdog_stops_them_when_
         for process in (marked, other, unmarked):
             process.kill()
             process.wait()
+
+
+def _save_epochs(folder: str, first: int) -> None:
+    from pyarrow import fs
+
+    store = RunStore(fs.LocalFileSystem(), folder, run_key({"seed": 0, "lr": 0.1}))
+    for epoch in range(first, 400, 2):
+        store.save(epoch, {"state": {"epoch": epoch}, "reports": []})
+
+
+def test_two_trials_of_one_run_save_at_once_without_failing(tmp_path):
+    # A random or Bayesian searcher may draw one configuration and seed twice: two live trials (processes),
+    # one run. Each save drops the run's other files, so one trial may delete a file the other just listed.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    trials = [context.Process(target=_save_epochs, args=(str(tmp_path / "states"), first)) for first in (1, 2)]
+    for t in trials:
+        t.start()
+    for t in trials:
+        t.join()
+    assert [t.exitcode for t in trials] == [0, 0]  # before: FileNotFoundError in most runs

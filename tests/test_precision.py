@@ -3,7 +3,9 @@
 fp32 staying bit for bit what it was is tests/test_golden.py's job."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,16 +13,18 @@ from click.testing import CliRunner
 from report_fixtures import write_experiment
 from train_helpers import history, replica_history, small_configs, small_datas
 
-from tune_digits import results
+from tune_digits import reproduce as reproduce_module, results
 from tune_digits.cli import main
 from tune_digits.report import analyse, draw_figure, figure_curves
 from tune_digits.report.load import load_experiment
 from tune_digits.report.ablation import group_rows
 from tune_digits.report.figure import FigureTarget
-from tune_digits.reproduce import protocol_space
+from tune_digits.reproduce import network_precision, protocol_space
 from tune_digits.search import plan_search
 from tune_digits.spaces import SpaceError, apply_overrides, load_space, parse_space
 from tune_digits.train import ConfigError, TrainConfig, fit
+
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 
 SEEDS = (0, 1)
 
@@ -139,6 +143,26 @@ def test_reproduce_precision_is_a_fixed_value_of_every_stage(tmp_path):
     assert plan.fixed["precision"] == "bf16"
     bad = CliRunner().invoke(main, ["reproduce", "--precision", "fp16"])
     assert bad.exit_code != 0 and "fp16" in bad.output
+
+
+def test_reproduce_auto_precision_is_bf16_where_measured_faster_and_resumes_what_started(tmp_path, monkeypatch):
+    networks = ("linear", "lenet", "resnet", "alexnet", "mine")
+    monkeypatch.setattr(reproduce_module, "cpu_does_bf16", lambda: True)
+    assert [network_precision(n, "auto", tmp_path) for n in networks] == ["fp32", "bf16", "bf16", "bf16", "fp32"]
+    monkeypatch.setattr(reproduce_module, "cpu_does_bf16", lambda: False)  # emulated bf16: slower than fp32
+    assert {network_precision(n, "auto", tmp_path) for n in networks} == {"fp32"}
+    assert network_precision("resnet", "auto", tmp_path, on_gpu=True) == "bf16"
+    assert network_precision("resnet", "fp32", tmp_path) == "fp32"
+    # A screen started in fp32 (the committed one has no precision: fp32) resumes in fp32, not as another search.
+    started = tmp_path / "resnet" / "screen"
+    started.mkdir(parents=True)
+    meta = json.loads((REFERENCE / "resnet" / "screen" / "search.json").read_text())
+    (started / "search.json").write_text(json.dumps(meta))
+    assert network_precision("resnet", "auto", tmp_path) == "fp32"
+    meta["fixed"]["precision"] = "bf16"
+    (started / "search.json").write_text(json.dumps(meta))
+    assert network_precision("resnet", "auto", tmp_path) == "bf16"
+    assert network_precision("resnet", "fp32", tmp_path) == "fp32"  # asked for: the search says if it conflicts
 
 
 # ---------------------------------------------------------------- rows and the report

@@ -283,6 +283,13 @@ def test_cli_bad_input_is_one_error_line(tmp_path, existing_results, args, words
     assert snapshot(existing_results) == before
 
 
+def test_cli_output_that_cannot_be_a_folder_is_one_error_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = CliRunner().invoke(main, ["search", "lenet", "--output", str(tmp_path / "file" / "out")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.stderr.startswith("error: cannot write the results under ") and "Traceback" not in result.output
+
+
 def test_cli_reads_exponent_floats_as_numbers(existing_results):
     """On the command line `1e-3` is a number, though PyYAML (YAML 1.1) alone reads it as text."""
     result = CliRunner().invoke(main, ["search", "lenet", "--set", "lr=1e-3", "--set", "weight_decay=[1e-4, 5e-4]",

@@ -181,7 +181,7 @@ class TestLocalRay:
         assert [(o.trials, o.finished, o.failed) for o in outcomes] == [(4, 4, 0), (2, 2, 0)]
         screen = json.loads((tmp_path / "linear" / "screen" / "search.json").read_text())
         assert screen["seeds_per_trial"] == 2
-        assert "== linear screen: 8 runs (2 configuration(s) × 4 seed(s), 20 pairs, 1 epochs) in 4 trials" in said[0]
+        assert "== linear screen: 8 runs (2 configuration(s) × 4 seed(s), 20 pairs, 1 epochs, fp32) in 4 trials" in said[0]
         runs = {(r["nodes"], r["seed"]) for rs in trial_rows(tmp_path / "linear" / "screen").values() for r in rs}
         assert runs == {(n, s) for n in (16, 32) for s in range(4)}
         assert (tmp_path / "report").is_dir()

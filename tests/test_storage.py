@@ -13,7 +13,9 @@ import pytest
 from report_fixtures import outputs, run_cli  # noqa: F401 (outputs: a fixture)
 
 from tune_digits import storage
+from tune_digits.report.load import load_experiment
 from tune_digits.report.run import _report_remote
+from tune_digits.results import move_rows, write_epochs_csv
 from tune_digits.search import RunOptions
 
 
@@ -35,6 +37,21 @@ def test_the_mirror_copies_the_tables_and_then_only_what_changed(outputs, tmp_pa
     assert mirror.push(force=True) == 1  # only the trial that changed
     assert files(shared / "resnet" / "screen") == files(exp)
     assert not [p for p in shared.rglob("*.tmp")]  # written aside, then renamed
+
+
+def test_the_storage_copy_drops_removed_trials_and_reads_back_as_its_final_table(outputs, tmp_path):
+    exp, shared = outputs / "resnet" / "screen", tmp_path / "shared" / "resnet" / "screen"
+    mirror = storage.Mirror(exp, str(shared))
+    mirror.push(force=True)
+    old = sorted((exp / "trials").glob("*.csv"))[0].stem
+    move_rows(exp, old, "replacement")  # a trial Tune recreated took over the old one's rows (search/writer.py)
+    write_epochs_csv(exp)  # the search's end
+    (shared / "trials" / "elsewhere.csv").write_bytes(b"x")  # on the storage only (another run's): kept
+    mirror.push(force=True)
+    assert files(shared) == {**files(exp), "trials/elsewhere.csv": b"x"}  # no second copy of the moved rows
+    back = tmp_path / "back"
+    assert storage.fetch_experiment(str(shared), back)
+    assert load_experiment(back, "resnet").source == "epochs.csv"  # the final table, as read here
 
 
 @pytest.mark.parametrize("how", ["folder", "file URI"])

@@ -94,7 +94,7 @@ def models():
 @click.option("--gpu/--cpu", default=None, help="Force the device (default: CUDA when available).")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
 def train(network, pairs, epochs, seed, settings, gpu, data_dir):
-    """Train one configuration of ARCH and print a per-epoch table.
+    """Train one configuration of NETWORK (`tune-digits models` lists them) and print a per-epoch table.
 
     The simplest way to try a setting: `tune-digits train lenet --set aux_loss=false --epochs 10`.
     """
@@ -295,9 +295,12 @@ def _summarise(outcome, space_name: str, output: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]), default="table",
               show_default=True, help="Format of the final report.")
 @click.option("--data-dir", type=click.Path(), envvar="TUNE_DIGITS_DATA_DIR", help=DATA_DIR_HELP)
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="fp32: the exact path of the committed results. bf16: forward passes under bfloat16 autocast, "
-                   "float32 weights (faster on CPUs with AVX-512 BF16; BENCHMARKS.md §7 measures its accuracy).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="fp32: the exact path of the committed reference results. bf16: forward passes under bfloat16 "
+                   "autocast, float32 weights (1.5-1.8× faster on the convolutional nets on CPUs with AVX-512 BF16, "
+                   "20-seed finals within ±0.3 points: BENCHMARKS.md §7). auto: bf16 for LeNet, ResNet and AlexNet "
+                   "where the CPU or a GPU does bf16 natively, else fp32; a network whose screen already started "
+                   "keeps its precision.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
 @cluster_options
 def reproduce(quick, output, only, fmt, data_dir, precision, verbose, cluster):

@@ -12,9 +12,11 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from .report import best_configuration, run_report
-from .search import (Resources, RunOptions, SearchOutcome, Sizes, auto_seeds_per_trial, plan_search, ray_session,
-                     run_search, trial_slots)
+from .search import (Resources, RunOptions, SearchOutcome, Sizes, auto_seeds_per_trial, plan_search,
+                     previous_meta, ray_session, run_search, trial_slots)
 from .spaces import Space, apply_overrides, load_space
 
 # The quick profile: small stages, and a 16-combination corner of ResNet's 300 (with the paper's best in it).
@@ -24,6 +26,10 @@ QUICK_STAGES = {"screen": {"pairs": 300, "reps": 1, "epochs": 5}, "final": {"pai
 # loses at most 4 epochs.
 CHECKPOINT_EVERY = 5
 QUICK_GRIDS = {"resnet": {"blocks": [1, 2], "channels": [8, 16], "kernel_size": [3, 7], "dropout": [False]}}
+# `precision="auto"`: bf16 for the networks where BENCHMARKS.md §7 measured it 1.5-1.8× faster at the same
+# accuracy (20-seed finals within ±0.3 points), fp32 for the Linear net (bf16 0.94× there) and for networks it
+# never measured.
+BF16_MEASURED_FASTER = ("lenet", "resnet", "alexnet")
 
 
 def protocol_space(name: str, quick: bool = False, precision: str = "fp32") -> Space:
@@ -36,13 +42,32 @@ def protocol_space(name: str, quick: bool = False, precision: str = "fp32") -> S
     return apply_overrides(space, overrides) if overrides else space
 
 
+def network_precision(name: str, precision: str, output: Path, on_gpu: bool = False) -> str:
+    """The precision `name`'s stages run at: `precision` itself unless it is `auto`; with `auto`, the one its
+    screen already started with (an experiment resumes rather than being refused as another search), else
+    bf16 where it was measured faster (`BF16_MEASURED_FASTER`) and the hardware does bf16 natively (a GPU, or
+    this CPU: AVX-512 BF16 / AMX; elsewhere oneDNN emulates it, slower than fp32), else fp32."""
+    if precision != "auto":
+        return precision
+    started = previous_meta(output / name / "screen")
+    if started is not None:
+        return started.get("fixed", {}).get("precision", "fp32")
+    native = on_gpu or cpu_does_bf16()
+    return "bf16" if name in BF16_MEASURED_FASTER and native else "fp32"
+
+
+def cpu_does_bf16() -> bool:
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
               resources: Resources = Resources(), options: RunOptions = RunOptions(checkpoint_every=CHECKPOINT_EVERY),
               address: str | None = None, require_gpu: bool = False, num_cpus: int | None = None, data_dir=None,
-              verbose: bool = False, fmt: str = "table", precision: str = "fp32", command: str | None = None,
+              verbose: bool = False, fmt: str = "table", precision: str = "auto", command: str | None = None,
               echo: Callable[[str], None] = print) -> list[SearchOutcome]:
     """Screen, final stage and report for each search space in `spaces` (default: the paper's networks,
-    each the space of its own name), every trial at `precision` (`fp32`: the exact path; `bf16`).
+    each the space of its own name), every trial at `precision` (`fp32`: the exact path of the committed
+    reference results; `bf16`; `auto`: `network_precision`).
     `resources` and `options` are `search`'s (the seed grouping is chosen here, per stage; with
     `options.storage` the tables go there too). `command`: what search.json records (default: this call)."""
     from .models import paper_models
@@ -58,7 +83,8 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
         # (BENCHMARKS.md §2).
         slots = trial_slots(resources)
         for name in spaces:
-            space = protocol_space(name, quick, precision)
+            on_gpu = resources.gpus_per_trial > 0
+            space = protocol_space(name, quick, network_precision(name, precision, output, on_gpu))
             for stage in ("screen", "final"):
                 best = best_configuration(output / space.name / "screen", space.name) if stage == "final" else None
                 plan_stage = partial(plan_search, space, stage=stage, best=best, output=output, resources=resources,
@@ -66,7 +92,8 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
                 plan = plan_stage(options=replace(options, seeds_per_trial=1))
                 plan = plan_stage(options=replace(options, seeds_per_trial=auto_seeds_per_trial(plan, slots)))
                 echo(f"== {space.name} {stage}: {plan.num_runs} runs ({plan.combinations} configuration(s) × "
-                     f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs) in {plan.num_trials} "
+                     f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs, "
+                     f"{plan.fixed.get('precision', 'fp32')}) in {plan.num_trials} "
                      f"trials of up to {plan.options.seeds_per_trial} seed(s)")
                 outcome = run_search(plan, address=address, require_gpu=require_gpu, data_dir=data_dir,
                                      verbose=verbose, command=command or _call(output, spaces, quick, precision),
@@ -83,4 +110,4 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
 def _call(output: Path, spaces: list[str], quick: bool, precision: str) -> str:
     """This call, as search.json's command when Python called it rather than the CLI."""
     return (f"tune_digits.reproduce.reproduce({str(output)!r}, spaces={spaces!r}, quick={quick}"
-            + (f", precision={precision!r})" if precision != "fp32" else ")"))
+            + (f", precision={precision!r})" if precision != "auto" else ")"))

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 from .errors import UserError
-from .results import EPOCHS_CSV, SEARCH_JSON, TRIALS_DIR
+from .results import EPOCHS_CSV, REPORT_DIR, SEARCH_JSON, TRIALS_DIR
 
 TABLE_FILES = (SEARCH_JSON, EPOCHS_CSV)  # and every trials/<trial_id>.csv
-REPORT_DIR = "report"
 
 
 class StorageError(UserError):
@@ -69,6 +68,8 @@ class Mirror:
         self.destination = destination
         self.interval = interval
         self.copied: dict[Path, tuple[int, int]] = {}  # file → (mtime_ns, size) when last copied
+        # The trials' files here (fetched from the storage, or written since): those to drop there once gone here.
+        self.trials = {f.name for f in (experiment_dir / TRIALS_DIR).glob("*.csv")}
         self.last = float("-inf")
 
     def push(self, force: bool = False) -> int:
@@ -76,10 +77,14 @@ class Mirror:
         if not force and time.monotonic() - self.last < self.interval:
             return 0
         self.last = time.monotonic()
-        files = [self.source / name for name in TABLE_FILES] + sorted((self.source / TRIALS_DIR).glob("*.csv"))
+        trials = sorted((self.source / TRIALS_DIR).glob("*.csv"))
+        # The tables that sum the trials up go last, so a final epochs.csv is newer than every trial's file
+        # there too (the report reads the newer: report/load.py).
+        files = trials + [self.source / name for name in TABLE_FILES]
         changed = [f for f in files if f.is_file() and self.copied.get(f) != _stamp(f)]
         try:
             self.fs.create_dir(join(self.root, TRIALS_DIR), recursive=True)
+            self._drop_removed({f.name for f in trials})
             for f in changed:
                 stamp = _stamp(f)
                 write_file(self.fs, join(self.root, *f.relative_to(self.source).parts), f.read_bytes())
@@ -88,6 +93,18 @@ class Mirror:
             raise StorageError(f"cannot write the results to {self.destination}: {' '.join(str(err).split())}") \
                 from None
         return len(changed)
+
+    def _drop_removed(self, now: set[str]) -> None:
+        """Trial files this search has removed here since (rows taken over by a trial that replaced theirs, an
+        earlier run's strays) go from the storage too, or a report read there would count them. Only those: a
+        file on the storage that was never here is another run's to keep."""
+        for name in sorted(self.trials - now):
+            try:
+                self.fs.delete_file(join(self.root, TRIALS_DIR, name))
+            except FileNotFoundError:  # never copied there
+                pass
+            self.copied.pop(self.source / TRIALS_DIR / name, None)
+        self.trials = now
 
 
 def write_file(fs, path: str, data: bytes) -> None:
@@ -145,6 +162,8 @@ def _fetch(fs, path: str, into: Path) -> bool:
         target.parent.mkdir(parents=True, exist_ok=True)
         with fs.open_input_stream(info.path) as stream:
             target.write_bytes(stream.read())
+        if info.mtime_ns is not None:  # the report compares epochs.csv's time with the trials' (report/load.py)
+            os.utime(target, ns=(info.mtime_ns, info.mtime_ns))
     return True
 
 

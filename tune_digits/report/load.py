@@ -15,7 +15,7 @@ import pandas as pd
 from .. import paper, results
 from ..errors import UserError
 
-REPORT_DIR = "report"
+REPORT_DIR = results.REPORT_DIR
 # Where results are: the user's searches write to OUTPUTS_DIR; the committed reference results (made by this
 # code, see reference/README.md) are in REFERENCE_DIR, which `tune-digits report` shows until OUTPUTS_DIR has any.
 OUTPUTS_DIR = "outputs"

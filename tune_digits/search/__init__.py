@@ -17,14 +17,15 @@ import types
 from .algorithms import SCHEDULERS, SEARCHERS, register_scheduler, register_searcher
 from .faults import DELAY_ENV, FAULT_ENV, PAUSE_ENV
 from .plan import (Algorithm, Resources, RunOptions, SearchError, SearchPlan, Sizes, auto_seeds_per_trial,
-                   describe_plan, plan_search)
+                   describe_plan, plan_search, previous_meta)
 from ..provenance import cpu_model
-from .runner import SearchOutcome, init_ray, ray_session, run_search, trial_slots
+from .runner import SearchOutcome, ray_session, run_search, trial_slots
 
 __all__ = ["Algorithm", "DELAY_ENV", "FAULT_ENV", "PAUSE_ENV",
            "Resources", "RunOptions", "SCHEDULERS", "SEARCHERS", "SearchError",
-           "SearchOutcome", "SearchPlan", "Sizes", "auto_seeds_per_trial", "cpu_model", "describe_plan", "init_ray",
-           "plan_search", "ray_session", "register_scheduler", "register_searcher", "run_search", "trial_slots"]
+           "SearchOutcome", "SearchPlan", "Sizes", "auto_seeds_per_trial", "cpu_model", "describe_plan",
+           "plan_search", "previous_meta", "ray_session", "register_scheduler", "register_searcher", "run_search",
+           "trial_slots"]
 
 
 class _CallablePackage(types.ModuleType):

@@ -19,6 +19,7 @@ import io
 import json
 import os
 
+
 def states_dir(started: str) -> str:
     """The folder of a search's checkpoints, from search.json's `started` (digits only: a portable name)."""
     return "states-" + "".join(c for c in started if c.isdigit())
@@ -76,7 +77,10 @@ class RunStore:
         self.fs.move(temporary, final)
         for other in self.epochs():  # older ones, and any newer one `load` found unreadable
             if other != epoch:
-                self.fs.delete_file(self._path(other))
+                try:
+                    self.fs.delete_file(self._path(other))
+                except FileNotFoundError:  # another live trial of the same run (a searcher's repeat) took it
+                    pass
 
     def load(self) -> dict | None:
         """The newest file that reads whole (an unreadable one, e.g. cut short by a power loss, is skipped

@@ -58,15 +58,16 @@ def _state(proc: Path) -> str:
         return "?"
 
 
-def stop(pids: list[int], grace: float = 3.0) -> list[int]:
-    """SIGTERM, then SIGKILL what is still there after `grace` seconds; returns the pids that were signalled."""
-    signalled = [pid for pid in pids if _signal(pid, signal.SIGTERM)]
+def stop_marked(token: str, exclude: tuple[int, ...] = (), grace: float = 3.0) -> list[int]:
+    """Stop what is left of the Ray marked with `token`: SIGTERM, then SIGKILL what is still marked after
+    `grace` seconds; returns the pids that were signalled."""
+    signalled = [pid for pid in marked_processes(token, exclude) if _signal(pid, signal.SIGTERM)]
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(_alive(pid) for pid in signalled):
         time.sleep(0.05)
-    for pid in signalled:
-        if _alive(pid):
-            _signal(pid, signal.SIGKILL)
+    # Looked up again: a process that ended meanwhile may have left its pid to one that is not Ray's.
+    for pid in set(signalled) & set(marked_processes(token, exclude)):
+        _signal(pid, signal.SIGKILL)
     return signalled
 
 
@@ -81,11 +82,6 @@ def _signal(pid: int, sig: int) -> bool:
 def _alive(pid: int) -> bool:
     proc = Path(f"/proc/{pid}")
     return proc.exists() and _state(proc) != "Z"
-
-
-def stop_marked(token: str) -> list[int]:
-    """Stop what is left of the Ray marked with `token`; returns the pids stopped."""
-    return stop(marked_processes(token))
 
 
 class Watchdog:
@@ -112,7 +108,7 @@ def _watch(read_fd: int, token: str, driver_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the driver's to handle
     while os.read(read_fd, 1):
         pass
-    stop(marked_processes(token, exclude=(driver_pid,)))
+    stop_marked(token, exclude=(driver_pid,))
 
 
 if __name__ == "__main__":

@@ -35,11 +35,6 @@ class SearchOutcome:
     resources: Resources = field(default_factory=Resources)  # what each trial got (after a GPU fallback)
 
 
-def init_ray(address: str | None, verbose: bool, num_cpus: int | None, num_gpus: int | None) -> bool:
-    """Join the cluster at `address`, else start a local Ray; False when Ray was already running."""
-    return _start_ray(address, verbose, num_cpus, num_gpus) is not None
-
-
 def _start_ray(address, verbose, num_cpus, num_gpus) -> dict | None:
     """ray.init's address_info (None when Ray was already running)."""
     import ray
@@ -153,8 +148,11 @@ def run_search(plan: SearchPlan, *, address: str | None = None, restart: bool = 
 def lock_experiment(exp_dir: Path):
     """Hold an exclusive lock on OUTPUT/SPACE/.NAME.lock for the whole search: a second search under the same
     name at the same time would mix its trials into this one's folder, so it is refused instead."""
-    exp_dir.parent.mkdir(parents=True, exist_ok=True)
-    handle = (exp_dir.parent / f".{exp_dir.name}.lock").open("a")
+    try:
+        exp_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = (exp_dir.parent / f".{exp_dir.name}.lock").open("a")
+    except OSError as err:  # --output names a file's subfolder, a read-only place, ...
+        raise SearchError(f"cannot write the results under {exp_dir.parent}: {err.strerror or err}") from None
     try:
         import fcntl
 

@@ -83,14 +83,13 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown option {', '.join(unknown)} for {self.network}; "
                               f"known: {', '.join(sorted(set(known) | set(_FIELDS)))}")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {list(choices)}")
         checks = [
             (self.pairs >= 2, "pairs must be at least 2"),
             (self.test_pairs is None or self.test_pairs >= 1, "test_pairs must be positive"),
             (self.epochs >= 1, "epochs must be at least 1"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {list(OPTIMIZERS)}"),
-            (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {list(SCHEDULES)}"),
-            (self.batch_order in BATCH_ORDERS, f"batch_order must be one of {list(BATCH_ORDERS)}"),
-            (self.standardise in STANDARDISE, f"standardise must be one of {list(STANDARDISE)}"),
             (self.lr > 0, "lr must be positive"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
@@ -99,8 +98,6 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
-            (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
-            (self.train_eval in TRAIN_EVALS, f"train_eval must be one of {list(TRAIN_EVALS)}"),
             (1 <= self.ensemble <= MAX_ENSEMBLE, f"ensemble must be between 1 and {MAX_ENSEMBLE} members"),
         ]
         for ok, message in checks:
@@ -168,6 +165,9 @@ _FIELD_TYPES = {
     **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise", "precision", "train_eval"),
                     str), "repair": bool, "options": dict,
 }
+# The settings that take one word out of a fixed few.
+_CHOICES = {"optimizer": OPTIMIZERS, "lr_schedule": SCHEDULES, "batch_order": BATCH_ORDERS,
+            "standardise": STANDARDISE, "precision": PRECISIONS, "train_eval": TRAIN_EVALS}
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
 
 
