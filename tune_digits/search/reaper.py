@@ -108,7 +108,9 @@ def _watch(read_fd: int, token: str, driver_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the driver's to handle
     while os.read(read_fd, 1):
         pass
-    stop_marked(token, exclude=(driver_pid,))
+    for _ in range(3):  # again until none is left: Ray may have started a worker while the last sweep ran
+        if not stop_marked(token, exclude=(driver_pid,)):
+            break
 
 
 if __name__ == "__main__":
