@@ -39,6 +39,19 @@ def test_the_mirror_copies_the_tables_and_then_only_what_changed(outputs, tmp_pa
     assert not [p for p in shared.rglob("*.tmp")]  # written aside, then renamed
 
 
+def test_a_storage_error_mid_search_warns_and_the_next_copy_catches_up(outputs, tmp_path, capsys):
+    exp, shared = outputs / "resnet" / "screen", tmp_path / "shared"
+    mirror = storage.Mirror(exp, str(shared), interval=0)
+    shared.mkdir()
+    (shared / "trials").write_bytes(b"")  # a file where the trials' folder goes: every write fails
+    assert mirror.push() == 0  # as a trial ends: one warning, the search goes on
+    assert "warning: cannot write the results to" in capsys.readouterr().err
+    with pytest.raises(storage.StorageError, match="cannot write the results to"):
+        mirror.push(force=True)  # the search's end: the copy must be whole, or the user hears of it
+    (shared / "trials").unlink()  # the storage is back
+    assert mirror.push() == len(files(exp)) and files(shared) == files(exp)
+
+
 def test_the_storage_copy_drops_removed_trials_and_reads_back_as_its_final_table(outputs, tmp_path):
     exp, shared = outputs / "resnet" / "screen", tmp_path / "shared" / "resnet" / "screen"
     mirror = storage.Mirror(exp, str(shared))

@@ -9,6 +9,7 @@ No torch, no Ray: the report imports this.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -90,8 +91,13 @@ class Mirror:
                 write_file(self.fs, join(self.root, *f.relative_to(self.source).parts), f.read_bytes())
                 self.copied[f] = stamp
         except OSError as err:
-            raise StorageError(f"cannot write the results to {self.destination}: {' '.join(str(err).split())}") \
-                from None
+            message = f"cannot write the results to {self.destination}: {' '.join(str(err).split())}"
+            if force:
+                raise StorageError(message) from None
+            # A hiccup of the storage in the middle of a search: the next copy takes what this one could not
+            # (the final, forced copy does raise), instead of every trial of a long cluster search stopping.
+            print(f"warning: {message}; retrying at the next copy", file=sys.stderr)
+            return 0
         return len(changed)
 
     def _drop_removed(self, now: set[str]) -> None:
