@@ -157,7 +157,9 @@ class TestTwoNodeCluster:
         # The trials it was running were retried and finished on the head; nothing ran on it after its loss.
         for t in removed["running"]:
             assert rows[t][-1]["node"] == head and "retrying after" in meta["trials"][t].get("recovered_from", ""), t
-        late = [r for rs in rows.values() for r in rs if r["wall_time"] > removed["time"] + 0.5]
+        # A killed node's worker processes end when they notice their raylet is gone: on a loaded machine one may
+        # still report an epoch a second or two after remove_node returned.
+        late = [r for rs in rows.values() for r in rs if r["wall_time"] > removed["time"] + 5]
         assert late and all(r["node"] == head for r in late)
         # Spread: both nodes ran trials; 1 GPU per node / 0.25 per trial allows 4 at once on a node and more
         # than 4, up to 8, over both — measured from the trials' own timestamps.

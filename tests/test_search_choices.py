@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from test_search_plan import LINEAR_TWO, make_plan
 from tune_digits.cli import main
 from tune_digits.search import SearchError, describe_plan, plan_search
+from tune_digits.search.trainable import _newest
 from tune_digits.spaces import SpaceError, load_space
 
 
@@ -155,3 +156,14 @@ def test_test_pairs_within_the_test_split_allow_more_train_pairs(tmp_path):
     result = CliRunner().invoke(main, ["search", "linear", "--pairs", "20000", "--set", "test_pairs=5000",
                                        "--dry-run", "--output", str(tmp_path)])
     assert result.exit_code == 0, result.output
+
+
+def test_an_exploit_continues_from_the_handed_state_even_when_the_trials_own_is_later():
+    """Under load a PBT trial may save its own epoch 2 before Tune pauses it at epoch 1's perturbation; the
+    exploit's checkpoint (another run's, epoch 1) must still win, or the exploit is silently dropped and the
+    trial's earlier rows are rewritten under the mutated lr."""
+    own = {"state": {"epoch": 2}, "run": "a", "reports": []}
+    donor = {"state": {"epoch": 1}, "run": "b", "reports": []}
+    assert _newest(own, donor, "a") is donor
+    assert _newest(own, {**donor, "run": "a"}, "a") is own  # a plain restore: the later of the two
+    assert _newest(None, donor, "a") is donor and _newest(own, None, "a") is own

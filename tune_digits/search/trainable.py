@@ -44,7 +44,7 @@ def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bo
     datas = [generate_pair_sets(c.pairs, c.seed, n_test=c.test_pairs, mnist=mnist, standardise=c.standardise)
              for c in configs]
     store = RunStore.for_trial(config, states)
-    saved = _newest(store.load(), _tune_checkpoint() if tune_checkpoints else None)
+    saved = _newest(store.load(), _tune_checkpoint() if tune_checkpoints else None, store.key)
     resume, history = (saved["state"], saved["reports"]) if saved else (None, [])
     if saved and saved.get("run", store.key) != store.key:
         history = []  # another trial's state (PBT's exploit): its reports are that trial's rows, not this one's
@@ -138,10 +138,14 @@ def _tune_checkpoint() -> dict | None:
         return torch.load(Path(folder) / "state.pt", weights_only=False)
 
 
-def _newest(own: dict | None, handed: dict | None) -> dict | None:
-    """The later of the run's own checkpoint and the one Tune handed over (that one on a tie)."""
+def _newest(own: dict | None, handed: dict | None, run: str) -> dict | None:
+    """What the trial continues from: the checkpoint Tune handed over when it is another run's (Population Based
+    Training's exploit: this trial goes on from a better one's state, however far its own had got), else the
+    later of the two (the handed one on a tie)."""
     if own is None or handed is None:
         return handed or own
+    if handed.get("run", run) != run:
+        return handed
     return handed if handed["state"]["epoch"] >= own["state"]["epoch"] else own
 
 
