@@ -140,7 +140,7 @@ def test_random_search_samples_distributions(tmp_path, ray_2cpus):
     from tune_digits.search import Algorithm, Sizes, plan_search, run_search
 
     space = _tiny_space(tmp_path, "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n  dropout: [true, false]\n")
-    plan = plan_search(space, output=tmp_path / "out", sizes=Sizes(pairs=20, reps=1, epochs=1),
+    plan = plan_search(space, output=tmp_path / "out", sizes=Sizes(pairs=20, reps=3, epochs=1),
                        algorithm=Algorithm(search="random", num_samples=4))
     assert plan.num_trials == 4
     outcome = run_search(plan, progress=False)
@@ -148,6 +148,10 @@ def test_random_search_samples_distributions(tmp_path, ray_2cpus):
     meta = json.loads((outcome.experiment_dir / "search.json").read_text())
     lrs = [t["config"]["lr"] for t in meta["trials"].values()]
     assert len(set(lrs)) == 4 and all(1e-4 <= lr <= 1e-2 for lr in lrs)
+    # Every seed of each drawn configuration in one trial; random chooses nothing, so no validation split is
+    # carved, the report ranks on test_error afterwards, and Tune's random draws are unseeded.
+    assert all(t["config"]["seeds"] == [0, 1, 2] and "seed" not in t["config"] for t in meta["trials"].values())
+    assert (meta["metric"], meta["fixed"].get("val_fraction"), meta["searcher_seed"]) == ("test_error", None, None)
 
 
 def test_asha_stops_poor_trials_early_on_the_validation_metric(tmp_path, ray_2cpus):
