@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import paper
+from .. import paper, results
 from .analysis import KEY, Analysis, by_space
 from .load import value_order
 from .stats import mean_std
@@ -72,33 +72,22 @@ def _study_record(a: Analysis, label: str, choice: str) -> dict[str, Any]:
 
 
 def parameters(a: Analysis, config: str) -> int | None:
-    """The trained parameters of one configuration of an experiment (every ensemble member), from its rows'
-    config values; None when they do not make a model (a network this process does not know)."""
+    """The trained parameters of one configuration of an experiment (every ensemble member), from the typed
+    config search.json records for one of its trials; None when that does not make a model (no config recorded,
+    a network this process does not know)."""
     from ..errors import UserError
-    from ..models import model_options
     from ..train import TrainConfig, parameter_count
 
-    row = a.exp.rows[a.exp.rows["config"] == config].iloc[0]
-    network = str(row.get("network") or a.exp.meta.get("network") or a.exp.space)
-    try:
-        defaults = {**model_options(network), "ensemble": 1}
-        flat = {k: _typed(row[k], default) for k, default in defaults.items()
-                if k in row.index and not pd.isna(row[k]) and str(row[k]) != ""}
-        return parameter_count(TrainConfig.from_flat({**flat, "network": network}))
-    except (UserError, ValueError):
+    trial_id = a.exp.rows.loc[a.exp.rows["config"] == config, "trial_id"].iloc[0]
+    recorded = results.trial_config(a.exp.meta.get("trials", {}).get(trial_id))
+    if recorded is None:
         return None
-
-
-def _typed(value: Any, default: Any) -> Any:
-    """A config value read back as a string, in its default's type."""
-    text = str(value)
-    if isinstance(default, bool):
-        return text.lower() == "true"
-    if isinstance(default, int):
-        return int(float(text))
-    if isinstance(default, float):
-        return float(text)
-    return text
+    flat = {k: v for k, v in recorded.items() if k not in results.BOOKKEEPING}
+    flat.setdefault("network", a.exp.meta.get("network") or a.exp.space)
+    try:
+        return parameter_count(TrainConfig.from_flat(flat))
+    except UserError:
+        return None
 
 
 def _side_display() -> list[Column]:
