@@ -14,7 +14,7 @@ import torch
 
 from test_search_plan import make_plan
 from tune_digits.results import append_rows, count_rows
-from tune_digits.search.checkpoints import RunStore, run_key
+from tune_digits.search.checkpoints import RunStore, run_key, sweep_temporaries
 from tune_digits.search.progress import progress_line
 from tune_digits.search.reaper import OWNER_ENV, Watchdog, marked_processes, new_token, stop_marked
 from tune_digits.search.resume import usable_state
@@ -33,9 +33,10 @@ def test_a_run_keeps_its_newest_checkpoint_and_skips_an_unreadable_one(tmp_path)
         store.save(epoch, {"state": {"epoch": epoch}, "reports": list(range(epoch))})
     assert store.epochs() == [3]  # the older files go once the newer one is whole
     assert store.load() == {"state": {"epoch": 3}, "reports": [0, 1, 2]}
-    # A newer file cut short (a power loss while it was written): the one before it is used, then replaced.
+    # A newer file cut short (a power loss while it was written): the one before it is used, and the cut one
+    # is removed, never to be read again.
     (tmp_path / "states" / f"{store.key}-0004.pt").write_bytes(b"PK\x03\x04 cut")
-    assert store.load()["state"]["epoch"] == 3
+    assert store.load()["state"]["epoch"] == 3 and store.epochs() == [3]
     store.save(4, {"state": {"epoch": 4}, "reports": []})
     assert store.epochs() == [4] and store.load()["state"]["epoch"] == 4
     # A half-written file has a temporary name: never read. Another run's files are its own.
@@ -116,6 +117,30 @@ def _save_epochs(folder: str, first: int) -> None:
     store = RunStore(fs.LocalFileSystem(), folder, run_key({"seed": 0, "lr": 0.1}))
     for epoch in range(first, 400, 2):
         store.save(epoch, {"state": {"epoch": epoch}, "reports": []})
+
+
+def test_a_trial_behind_another_of_its_run_keeps_the_newer_checkpoint(tmp_path):
+    # Two live trials of one run (a searcher drew its configuration and seed twice): the one behind saves
+    # epoch 2 while the other has saved epoch 5. Epoch 5 stays, so neither has to train it again.
+    ahead, behind = local_store(tmp_path), local_store(tmp_path)
+    ahead.save(5, {"state": {"epoch": 5}, "reports": []})
+    behind.save(2, {"state": {"epoch": 2}, "reports": []})
+    assert behind.epochs() == [5, 2] and behind.load()["state"]["epoch"] == 5
+    ahead.save(6, {"state": {"epoch": 6}, "reports": []})
+    assert ahead.epochs() == [6]
+
+
+def test_half_written_checkpoints_are_swept_and_nothing_else(tmp_path):
+    from pyarrow import fs
+
+    store = local_store(tmp_path)
+    store.save(3, {"state": {"epoch": 3}, "reports": []})
+    folder = tmp_path / "states"
+    for name in (f"{store.key}-0004.pt.4242.tmp", "0123456789abcdef-0001.pt.77.tmp"):
+        (folder / name).write_bytes(b"half")
+    assert sweep_temporaries(fs.LocalFileSystem(), str(folder)) == 2
+    assert sorted(p.name for p in folder.iterdir()) == [f"{store.key}-0003.pt"]
+    assert sweep_temporaries(fs.LocalFileSystem(), str(tmp_path / "none-yet")) == 0
 
 
 def test_two_trials_of_one_run_save_at_once_without_failing(tmp_path):

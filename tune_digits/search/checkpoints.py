@@ -33,7 +33,7 @@ def run_key(config: dict) -> str:
 
 class RunStore:
     """The checkpoint files of one run: `save` writes epoch E's file and then drops the older ones, `load`
-    reads the newest one that reads whole."""
+    reads the newest one that reads whole (and drops the unreadable ones it passes)."""
 
     def __init__(self, fs, folder: str, key: str):
         self.fs, self.folder, self.key = fs, folder.rstrip("/"), key
@@ -75,12 +75,17 @@ class RunStore:
         with self.fs.open_output_stream(temporary) as out:
             out.write(buffer.getvalue())
         self.fs.move(temporary, final)
-        for other in self.epochs():  # older ones, and any newer one `load` found unreadable
-            if other != epoch:
-                try:
-                    self.fs.delete_file(self._path(other))
-                except FileNotFoundError:  # another live trial of the same run (a searcher's repeat) took it
-                    pass
+        # Only the older files: a newer one is another live trial's of the same run (a searcher's repeat),
+        # ahead of this one, and is its newest checkpoint. An unreadable newer one `load` removes itself.
+        for other in self.epochs():
+            if other < epoch:
+                self._delete(self._path(other))
+
+    def _delete(self, path: str) -> None:
+        try:
+            self.fs.delete_file(path)
+        except FileNotFoundError:  # another live trial of the same run took it first
+            pass
 
     def load(self) -> dict | None:
         """The newest file that reads whole (an unreadable one, e.g. cut short by a power loss, is skipped
@@ -91,6 +96,23 @@ class RunStore:
             try:
                 with self.fs.open_input_stream(self._path(epoch)) as f:
                     return torch.load(io.BytesIO(f.readall()), weights_only=False)
-            except Exception:  # noqa: BLE001 - any unreadable file: fall back to the one before it
+            except FileNotFoundError:  # another live trial of the same run moved past it meanwhile
                 continue
+            except Exception:  # noqa: BLE001 - unreadable: fall back to the one before it
+                # Files appear whole (renamed into place), so this one was cut short, e.g. by a power loss:
+                # never worth reading again.
+                self._delete(self._path(epoch))
         return None
+
+
+def sweep_temporaries(fs, folder: str) -> int:
+    """Remove the half-written files (`*.tmp`) that trials killed in mid-save left in a search's checkpoint
+    folder; the driver calls it before any trial of the search starts, so none of them is still being written.
+    Returns how many it removed."""
+    from pyarrow import fs as pafs
+
+    found = [info.path for info in fs.get_file_info(pafs.FileSelector(folder.rstrip("/"), allow_not_found=True))
+             if info.base_name.endswith(".tmp")]
+    for path in found:
+        fs.delete_file(path)
+    return len(found)
