@@ -304,9 +304,18 @@ class TestLocalRay:
         kept = {t: ((exp / "trials" / f"{t}.csv").stat().st_mtime_ns, (exp / "trials" / f"{t}.csv").read_bytes())
                 for t in done}
 
+        # A trial killed in mid-save leaves a half-written file: the rerun removes it before any trial starts.
+        [states] = (exp / "ray").glob("states-*")
+        (states / "0123456789abcdef-0002.pt.4242.tmp").write_bytes(b"half")
         said = []
-        second = run_search(make_plan(tmp_path, max_concurrent=1), progress=False, echo=said.append)
+        # --log on a rerun cannot reach Tune's restored experiment: said, not silently dropped.
+        again = make_plan(tmp_path, max_concurrent=1, log=("tensorboard",))
+        second = run_search(again, progress=False, echo=said.append)
         assert second.resumed and any(line.startswith("resuming ") for line in said)
+        assert not list(states.glob("*.tmp")) and "removed 1 half-written checkpoint file(s)" in " ".join(said)
+        assert any(line.startswith("note: --log tensorboard is not applied") and "started with (none)" in line
+                   for line in said), said
+        assert json.loads((exp / "search.json").read_text())["log"] == []
         assert (second.finished, second.failed, second.interrupted) == (4, 0, False)
         assert set(statuses(exp).values()) == {"TERMINATED"}
         # Finished trials were not rerun: their files are untouched.

@@ -60,7 +60,7 @@ META_KEYS = (
     "format_version", "space", "network", "name", "stage", "space_file", "space_origin", "axes", "fixed", "grid",
     "seeds", "seeds_per_trial", "vectorize", "num_trials", "search", "scheduler", "searcher_seed", "metric",
     "fingerprint", "command", "commands", "code", "versions", "machine", "resources", "ray_path", "started",
-    "finished", "trials",
+    "finished", "trials", "log",
 )
 PROVENANCE_KEYS = ("command", "code", "versions", "machine", "started", "finished")
 

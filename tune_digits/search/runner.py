@@ -17,7 +17,7 @@ from typing import Callable
 from ..provenance import code_version, driver_machine, relative_to, versions
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
 from .algorithms import searcher
-from .checkpoints import states_dir
+from .checkpoints import states_dir, sweep_temporaries
 from .placement import archive_stored, check_storage, fetch_stored, mirror_for, ray_location
 from .plan import Resources, SearchError, SearchPlan, previous_meta
 from .resume import exists, restore
@@ -195,9 +195,12 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
             exp_dir.mkdir(parents=True, exist_ok=True)
             meta = _start_meta(plan, previous, command, ray_path=location[2])
             mirror = mirror_for(plan)
+            states = states_dir(meta["started"])
+            if previous:
+                _sweep(location[2], states, echo)
             with running(Session(plan, meta, show_progress=progress, mirror=mirror)) as key:
-                tuner, resumed = _tuner(plan, key, previous, mnist, (*location, states_dir(meta["started"])),
-                                        verbose, echo)
+                tuner, resumed = _tuner(plan, key, previous, mnist, (*location, states), verbose, echo)
+                _note_trackers(plan, meta, resumed, echo)
                 with _without_tune_loggers():
                     results = tuner.fit()  # Ctrl-C stops it and returns the partial results
             return _outcome(plan, meta, len(results.errors), resumed, notes, echo)
@@ -205,6 +208,28 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
             write_epochs_csv(exp_dir)
             if mirror:
                 mirror.push(force=True)  # the final tables, also after Ctrl-C or an error
+
+
+def _note_trackers(plan: SearchPlan, meta: dict, resumed: bool, echo) -> None:
+    """search.json's `log`: the trackers the trials report to. Tune's restored experiment keeps the callbacks
+    it started with, so a rerun's other --log cannot be applied: say so instead of dropping it silently."""
+    asked, started_with = list(plan.options.log), meta.get("log")  # None: search.json from before it said
+    if not resumed:
+        meta["log"] = asked
+    elif asked != (started_with or []) and (asked or started_with):
+        before = "not recorded" if started_with is None else ", ".join(started_with) or "none"
+        echo(f"note: --log {', '.join(asked) or 'none'} is not applied: a resumed search keeps the trackers it "
+             f"started with ({before}); --restart starts afresh with these")
+
+
+def _sweep(ray_path: str, states: str, echo) -> None:
+    """Before a resumed search's trials start: remove the half-written checkpoint files its killed trials left."""
+    from ..storage import filesystem, join
+
+    fs, folder = filesystem(join(ray_path, states))
+    removed = sweep_temporaries(fs, folder)
+    if removed:
+        echo(f"removed {removed} half-written checkpoint file(s) of trials killed while saving")
 
 
 def _archive(plan: SearchPlan) -> list[str]:
