@@ -162,8 +162,13 @@ def test_an_exploit_continues_from_the_handed_state_even_when_the_trials_own_is_
     """Under load a PBT trial may save its own epoch 2 before Tune pauses it at epoch 1's perturbation; the
     exploit's checkpoint (another run's, epoch 1) must still win, or the exploit is silently dropped and the
     trial's earlier rows are rewritten under the mutated lr."""
-    own = {"state": {"epoch": 2}, "run": "a", "reports": []}
-    donor = {"state": {"epoch": 1}, "run": "b", "reports": []}
-    assert _newest(own, donor, "a") is donor
-    assert _newest(own, {**donor, "run": "a"}, "a") is own  # a plain restore: the later of the two
-    assert _newest(None, donor, "a") is donor and _newest(own, None, "a") is own
+    own = {"state": {"epoch": 2}, "run": "a", "trial": "t1", "reports": []}
+    donor = {"state": {"epoch": 1}, "run": "b", "trial": "t2", "reports": []}
+    assert _newest(own, donor, "a", "t1") == (donor, True)
+    # The mutation made this trial the donor's run again (a list's value shifted onto the donor's own): still
+    # an exploit, from another trial, not a restore of this one.
+    assert _newest(own, {**donor, "run": "a"}, "a", "t1") == ({**donor, "run": "a"}, True)
+    assert _newest(own, {**donor, "run": "a", "trial": "t1"}, "a", "t1") == (own, False)  # a plain restore
+    assert _newest(None, donor, "a", "t1") == (donor, True) and _newest(own, None, "a", "t1") == (own, False)
+    old = {"state": {"epoch": 1}, "run": "a", "reports": []}  # saved before checkpoints named their trial
+    assert _newest(own, old, "a", "t1") == (own, False)

@@ -44,16 +44,18 @@ def run_trial(config: dict, mnist=None, checkpoint_every: int = 1, vectorize: bo
     datas = [generate_pair_sets(c.pairs, c.seed, n_test=c.test_pairs, mnist=mnist, standardise=c.standardise)
              for c in configs]
     store = RunStore.for_trial(config, states)
-    saved = _newest(store.load(), _tune_checkpoint() if tune_checkpoints else None, store.key)
+    trial = tune.get_context().get_trial_id()
+    saved, exploited = _newest(store.load(), _tune_checkpoint() if tune_checkpoints else None, store.key, trial)
     resume, history = (saved["state"], saved["reports"]) if saved else (None, [])
-    if saved and saved.get("run", store.key) != store.key:
+    if exploited:
         history = []  # another trial's state (PBT's exploit): its reports are that trial's rows, not this one's
+        exploited = {"trial": saved.get("trial"), "run": saved["run"], "epoch": saved["state"]["epoch"]}
     if history:
         # The driver may have died before writing the rows of the epochs this checkpoint holds: send them
         # again (the ResultWriter rewrites the trial's rows from them), as one report of the last one.
         tune.report({**history[-1], "replay": history})
     on_epoch = _reporter(config, [c.seed for c in configs] if seeds else None, configs[0].epochs, checkpoint_every,
-                         store, history, tune_checkpoints)
+                         store, history, tune_checkpoints, exploited)
     if seeds:
         fit_replicas(configs, datas, device, on_epoch=on_epoch, resume=resume, vectorize=vectorize)
     else:
@@ -80,14 +82,15 @@ def ship_network(name: str) -> tuple:
 
 
 def _reporter(config: dict, seeds: list[int] | None, epochs: int, checkpoint_every: int, store: RunStore,
-              history: list[dict], tune_checkpoints: bool = False):
+              history: list[dict], tune_checkpoints: bool = False, exploited: dict | None = None):
     """fit's `on_epoch` callback: one `tune.report` per epoch, after saving the training state and the reports
     so far (`history`) every `checkpoint_every` epochs and at the last one. `seeds`: the seeds of a grouped
-    trial (metrics come as a list, one per seed), None for one seed."""
+    trial (metrics come as a list, one per seed), None for one seed. `exploited`: the run and epoch whose state
+    this trial continues from (PBT), said in its first report so search.json records it."""
     import ray
     from ray import tune
 
-    node = ray.get_runtime_context().get_node_id()
+    node, trial = ray.get_runtime_context().get_node_id(), tune.get_context().get_trial_id()
 
     def on_epoch(metrics, state: Callable[[], dict]) -> None:
         epoch = metrics[0]["epoch"] if seeds else metrics["epoch"]
@@ -98,9 +101,12 @@ def _reporter(config: dict, seeds: list[int] | None, epochs: int, checkpoint_eve
         else:
             report = {**metrics, **extra}
         history.append(report)
+        if exploited:
+            report = {**report, "exploited": dict(exploited)}  # once, and not into the checkpoint's history
+            exploited.clear()
         payload = None
         if not epoch % checkpoint_every or epoch == epochs:
-            payload = {"state": state(), "reports": history, "run": store.key}
+            payload = {"state": state(), "reports": history, "run": store.key, "trial": trial}
             store.save(epoch, payload)
         with _as_tune_checkpoint(payload if tune_checkpoints else None) as checkpoint:
             tune.report(report, checkpoint=checkpoint)
@@ -138,15 +144,16 @@ def _tune_checkpoint() -> dict | None:
         return torch.load(Path(folder) / "state.pt", weights_only=False)
 
 
-def _newest(own: dict | None, handed: dict | None, run: str) -> dict | None:
-    """What the trial continues from: the checkpoint Tune handed over when it is another run's (Population Based
-    Training's exploit: this trial goes on from a better one's state, however far its own had got), else the
-    later of the two (the handed one on a tie)."""
+def _newest(own: dict | None, handed: dict | None, run: str, trial: str) -> tuple[dict | None, bool]:
+    """(what the trial continues from, whether that is another trial's state). The checkpoint Tune handed over
+    wins when another trial saved it (Population Based Training's exploit: this trial goes on from a better
+    one's state, however far its own had got; the mutation may even have made the two the same run), else
+    the later of the two (the handed one on a tie)."""
+    if handed is not None and (handed.get("trial", trial) != trial or handed.get("run", run) != run):
+        return handed, True
     if own is None or handed is None:
-        return handed or own
-    if handed.get("run", run) != run:
-        return handed
-    return handed if handed["state"]["epoch"] >= own["state"]["epoch"] else own
+        return handed or own, False
+    return (handed if handed["state"]["epoch"] >= own["state"]["epoch"] else own), False
 
 
 def mean_metrics(metrics: list[dict]) -> dict:

@@ -39,6 +39,11 @@ class ResultWriter(SessionCallback):
             last = self.last_epoch.get(trial.trial_id)
             self.last_epoch[trial.trial_id] = append_rows(self._dir, trial.trial_id, rows, last)
         self.session.rows[trial.trial_id] = self.last_epoch[trial.trial_id] * len(rows)
+        if result.get("exploited"):  # PBT: from this epoch on, the trial trains another run's state
+            entry = self.session.meta["trials"].setdefault(trial.trial_id, {})
+            entry.setdefault("exploits", []).append({**result["exploited"], "at_epoch": result["epoch"],
+                                                     "config": trial_config(trial)})
+            write_meta(self._dir, self.session.meta)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         entry = self.session.meta["trials"].get(trial.trial_id, {})
