@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import ROOT
 from tune_digits.errors import UserError
 from tune_digits.spaces import SPACES_DIR, SpaceError, apply_overrides, list_spaces, load_space, parse_space
 
@@ -78,6 +79,24 @@ def test_paper_spaces_encode_table_one(name):
     # SPEC §5: screening on 350 pairs; the final runs on 1,000 pairs × 20 repetitions × 25 epochs.
     assert space.stages["screen"].pairs == 350
     assert (space.stages["final"].pairs, space.stages["final"].seeds, space.stages["final"].epochs) == (1000, 20, 25)
+
+
+BEYOND = sorted(p.stem for p in SHIPPED if p.stem not in PAPER and (ROOT / "reference" / p.stem / "screen").is_dir())
+
+
+@pytest.mark.parametrize("name", BEYOND)
+def test_a_study_declares_as_best_what_its_committed_screen_chose(name):
+    """A paper space's `best:` is the paper's choice (above); a study beyond the paper declares what its own
+    committed screen chose, which is what its committed final trained (and what --stage final falls back to)."""
+    from tune_digits.report import best_configuration
+    from tune_digits.results import SEARCH_JSON, read_meta
+
+    space = load_space(name)
+    chosen = best_configuration(ROOT / "reference" / name / "screen", name)
+    assert space.best == {key: chosen[key] for key in space.best} and space.best
+    final = ROOT / "reference" / name / "final"
+    if final.is_dir():
+        assert {k: [v] for k, v in space.best.items()} == read_meta(final / SEARCH_JSON)["grid"]
 
 
 def test_load_by_name_or_path():
