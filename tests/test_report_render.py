@@ -59,3 +59,16 @@ def test_compare_csv_on_stdout_parses(outputs: Path) -> None:
     df = pd.read_csv(io.StringIO(out.getvalue()), comment="#")
     assert set(df["scope"]) == {"others_at_best", "pooled"} and set(df["value"]) == {8, 16}
     assert set(df["space"]) == {"resnet"}
+
+
+def test_the_list_of_written_files_never_splits_a_name_or_path() -> None:
+    from tune_digits.report.load import Results
+    from tune_digits.report.render import View, render_all
+
+    folder = Path("/tmp/a-much-longer-folder-name/with-hyphens-in-it/report")
+    written = [folder / f"table1_resnet-screen-{i}.csv" for i in range(12)]
+    text = render_all([], "table", Results([], [], [f"a note about {folder}"]), written, View(width=40))
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) > 40  # a path longer than the width stays whole
+    for name in [str(folder), *(p.name for p in written)]:
+        assert any(name in line for line in lines), name

@@ -67,6 +67,10 @@ def test_the_storage_copy_drops_removed_trials_and_reads_back_as_its_final_table
     assert load_experiment(back, "resnet").source == "epochs.csv"  # the final table, as read here
 
 
+def words(text: str) -> list[str]:
+    return text.split()
+
+
 @pytest.mark.parametrize("how", ["folder", "file URI"])
 def test_report_reads_a_storage_folder_in_place(outputs, tmp_path, how):
     shared = tmp_path / "shared"
@@ -76,7 +80,8 @@ def test_report_reads_a_storage_folder_in_place(outputs, tmp_path, how):
     local = run_cli("report", "--output", str(outputs), "--figure", "none")
     remote = run_cli("report", "--output", where, "--figure", "none")
     assert remote.exit_code == 0, remote.output
-    assert remote.stdout.replace(str(shared), str(outputs)) == local.stdout
+    # The same report, word for word: the folders' paths differ in length, so lines naming them wrap elsewhere.
+    assert words(remote.stdout.replace(str(shared), str(outputs))) == words(local.stdout)
     assert files(shared / "report") == files(outputs / "report")
 
 

@@ -147,9 +147,11 @@ def render_all(tables: Sequence[Table], fmt: str, results: Results, written: Seq
         return out + ("\n" + "".join(f"- {line}\n" for line in extra) if extra else "")
     wrap = view.width or 110
     out += "\n" if extra else ""
+    # Paths and file names are never split across lines (a hyphen is no place to break a name to paste).
+    whole = {"width": wrap, "break_on_hyphens": False, "break_long_words": False}
     for line in extra:
-        out += textwrap.fill(line, width=wrap, initial_indent="  ", subsequent_indent="    ") + "\n"
+        out += textwrap.fill(line, initial_indent="  ", subsequent_indent="    ", **whole) + "\n"
     if written:
         out += "\n" + textwrap.fill(f"Written to {written[0].parent}: " + ", ".join(p.name for p in written),
-                                    width=wrap, subsequent_indent="  ") + "\n"
+                                    subsequent_indent="  ", **whole) + "\n"
     return out
