@@ -14,6 +14,7 @@ import tune_digits as td
 from s3_server import aws_env, moto_server, s3_environment
 from test_crash_resume import Driver, runs
 from tune_digits.cli import main
+from tune_digits.search import PAUSE_ENV
 from tune_digits.storage import fetch_experiment
 
 pytestmark = pytest.mark.slow
@@ -77,29 +78,36 @@ def test_refused_credentials_stop_the_search_before_any_trial(tmp_path, monkeypa
 def test_killed_search_resumes_from_the_bucket_to_the_uninterrupted_numbers(s3, tmp_path, hang_guard):
     hang_guard(400)
     uri, prefix = s3.uri("runs"), "runs"
-    storage = ["--epochs", str(EPOCHS), "--storage", uri]  # 4 trials (2 configurations × 2 seeds) one at a time
-    # Never interrupted, without storage, meanwhile.
-    reference = Driver(tmp_path / "reference", "k", "reference", args=storage[:2])
-    first = Driver(tmp_path / "job1", "k", "run1", args=storage)
-    # Killed once the bucket holds a finished trial's rows and the next trial has reported (and checkpointed).
-    first.wait_for("a finished trial in the bucket, and one under way",
-                   lambda: any(k.startswith("linear/k/trials/") for k in s3.keys(prefix))
-                   and first.rows() > EPOCHS)
+    # 2 trials (2 configurations, 1 seed), the first run's one at a time; the others may run both at once.
+    size, storage, both = ["--epochs", str(EPOCHS), "--reps", "1"], ["--storage", uri], ["--max-concurrent", "2"]
+    reference = Driver(tmp_path / "reference", "k", "reference", args=size + both)  # never interrupted, meanwhile
+    # Killed while the second trial waits just after its first epoch's checkpoint, the first one finished and
+    # copied to the bucket (the first trial's pause at that epoch is released, the second's is not).
+    marker = tmp_path / "pause"
+    first = Driver(tmp_path / "job1", "k", "run1", args=size + storage,
+                   env={PAUSE_ENV: f"epoch=1,times=2,marker={marker}"})
+    first.wait_for("the first trial's pause", lambda: (marker / "pause-0").exists())
+    (marker / "release").touch()
+    first.wait_for("the first trial's last epoch", lambda: first.rows() >= EPOCHS)
+    (marker / "release").unlink()
+    first.wait_for("the second trial's pause, the first trial in the bucket",
+                   lambda: (marker / "pause-1").exists()
+                   and any(k.startswith("linear/k/trials/") for k in s3.keys(prefix)))
     first.kill()
     kept = s3.keys(prefix)
     assert "linear/k/search.json" in kept and any("/ray/states-" in k for k in kept)  # tables beside checkpoints
     # A fresh working folder (a new Ray job's copy): all it resumes from is on the storage.
-    second = Driver(tmp_path / "job2", "k", "run2", args=storage)
+    second = Driver(tmp_path / "job2", "k", "run2", args=size + storage + both)
     assert second.finish() == 0, second.err.read_text()[-3000:]
-    assert "resuming" in second.err.read_text() and "4/4 trials finished, 0 failed" in second.out.read_text()
+    assert "resuming" in second.err.read_text() and "2/2 trials finished, 0 failed" in second.out.read_text()
     assert reference.finish() == 0, reference.err.read_text()[-3000:]
 
     back = tmp_path / "back" / "linear" / "k"
     assert fetch_experiment(f"{uri}/linear/k", back)  # the bucket's copy, as the report reads it
     assert runs(back) == runs(reference.exp) == runs(second.exp)
-    assert len(runs(back)) == 4 * EPOCHS
+    assert len(runs(back)) == 2 * EPOCHS
     rows = td.load_results(uri)
-    assert len(rows) == 4 * EPOCHS and not rows.duplicated(["nodes", "seed", "epoch"]).any()
+    assert len(rows) == 2 * EPOCHS and not rows.duplicated(["nodes", "seed", "epoch"]).any()
     assert rows.equals(td.load_results(f"{uri}/linear/k"))
     report = CliRunner().invoke(main, ["report", "linear", "--output", uri, "--figure", "none"])
     assert report.exit_code == 0, report.output
