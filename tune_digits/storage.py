@@ -21,9 +21,13 @@ TABLE_FILES = (SEARCH_JSON, EPOCHS_CSV)  # and every trials/<trial_id>.csv
 # the first trial checkpoints, after the search started.
 SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 PROBE = ".tune-digits-probe"  # written and deleted by check_writable
-# Errors of an object store that mean the credentials, not the place: the line then says where they come from.
+# Errors of S3 that mean the credentials, not the place, and the variables credentials may come from (else a
+# config file or the machine's role): a refused probe says which applies.
 _CREDENTIAL_ERRORS = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "EXPIRED_TOKEN",
-                      "INVALID_TOKEN", "HTTP status 500")  # 500: what some S3 servers answer an unsigned request
+                      "INVALID_TOKEN")
+_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                         "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+_WHERE_CREDENTIALS = "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the machine's role)"
 
 
 class StorageError(UserError):
@@ -79,10 +83,18 @@ def check_writable(location: str) -> None:
         fs.delete_file(probe)
     except OSError as err:
         message = " ".join(str(err).split())
-        hint = ("; check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the "
-                "machine's role)") if location.startswith("s3://") and any(
-                    code in message for code in _CREDENTIAL_ERRORS) else ""
-        raise StorageError(f"cannot use storage {location}: {message}{hint}") from None
+        raise StorageError(f"cannot use storage {location}: {message}{_credentials_hint(location, message)}") \
+            from None
+
+
+def _credentials_hint(location: str, message: str) -> str:
+    if not location.startswith("s3://"):
+        return ""
+    if any(code in message for code in _CREDENTIAL_ERRORS):
+        return f"; check the credentials {_WHERE_CREDENTIALS}"
+    if not any(os.environ.get(name) for name in _CREDENTIAL_VARIABLES):
+        return f"; no AWS credentials are set in the environment {_WHERE_CREDENTIALS}"
+    return ""
 
 
 def _check_bucket(fs, root: str) -> None:
