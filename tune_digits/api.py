@@ -67,13 +67,17 @@ def load_results(path: str | Path = "outputs") -> pd.DataFrame:
     """One tidy frame: a row per (trial, seed, epoch) with its metrics and one column per config value, typed
     (numbers, booleans, text). `path` is one experiment's folder (`outputs/lenet/screen`), a space's folder
     (`outputs/lenet`) or a results folder (`outputs`, `reference`); the `space` and `experiment` columns say
-    which each row is from."""
+    which each row is from. `path` may be a search's --storage too: a folder, a file:// URI, or an s3:// or
+    gs:// URI of its root or of one experiment (`s3://bucket/prefix/lenet/screen`), read through a temporary
+    folder."""
     import pandas as pd
 
-    from . import results
+    from . import results, storage
     from .report.load import load_experiment, load_results as load_all
 
-    folder = Path(path)
+    folder = storage.local_path(path)
+    if folder is None:
+        return _load_remote(str(path))
     inside = sorted(p for p in folder.iterdir() if p.is_dir() and results.is_experiment(p)) if folder.is_dir() else []
     if results.is_experiment(folder):
         experiments = [load_experiment(folder, folder.parent.name)]
@@ -92,6 +96,22 @@ def load_results(path: str | Path = "outputs") -> pd.DataFrame:
         if column in rows.columns:
             rows[column] = _typed(rows[column])
     return rows
+
+
+def _load_remote(uri: str) -> pd.DataFrame:
+    """load_results of remote storage: its tables copied to a temporary folder in the layout of outputs/ (one
+    experiment as `<space>/<name>`, so the space and experiment columns read the same), then read."""
+    import tempfile
+
+    from . import storage
+
+    with tempfile.TemporaryDirectory(prefix="tune-digits-results-") as tmp:
+        parts = uri.partition("?")[0].rstrip("/").split("/")
+        one = Path(tmp, *parts[-2:])
+        if len(parts) >= 5 and storage.fetch_experiment(uri, one):  # scheme://bucket/.../space/name
+            return load_results(one)
+        storage.fetch_tables(uri, Path(tmp))
+        return load_results(tmp)
 
 
 def _typed(column: pd.Series) -> pd.Series:

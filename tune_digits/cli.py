@@ -258,7 +258,8 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, seeds
     if dry_run:
         return
     outcome = run_search(plan, address=cluster.address, restart=restart, verbose=verbose, data_dir=data_dir,
-                         require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, command=command_line(),
+                         require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus,
+                         connect_timeout=cluster.connect_timeout, command=command_line(),
                          echo=lambda line: click.echo(line, err=True))
     _summarise(outcome, plan.space.name, output)
 
@@ -326,7 +327,8 @@ def reproduce(quick, output, only, fmt, data_dir, precision, verbose, cluster):
     outcomes = run(output, spaces=list(only) or networks, quick=quick, resources=cluster.resources,
                    options=cluster.run_options(checkpoint_every=CHECKPOINT_EVERY), address=cluster.address,
                    require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, data_dir=data_dir, verbose=verbose,
-                   fmt=fmt, precision=precision, command=command_line(), echo=lambda line: click.echo(line, err=True))
+                   fmt=fmt, precision=precision, command=command_line(), connect_timeout=cluster.connect_timeout,
+                   echo=lambda line: click.echo(line, err=True))
     if outcomes and outcomes[-1].interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if any(o.failed for o in outcomes):

@@ -18,6 +18,7 @@ from .report import best_configuration, run_report
 from .search import (Resources, RunOptions, SearchOutcome, Sizes, auto_seeds_per_trial, plan_search,
                      previous_meta, ray_session, run_search, trial_slots)
 from .spaces import Space, apply_overrides, load_space
+from .storage import check_writable
 
 # The quick profile: small stages, and a 16-combination corner of ResNet's 300 (with the paper's best in it).
 QUICK_STAGES = {"screen": {"pairs": 300, "reps": 1, "epochs": 5}, "final": {"pairs": 1000, "reps": 2, "epochs": 10}}
@@ -64,12 +65,13 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
               resources: Resources = Resources(), options: RunOptions = RunOptions(checkpoint_every=CHECKPOINT_EVERY),
               address: str | None = None, require_gpu: bool = False, num_cpus: int | None = None, data_dir=None,
               verbose: bool = False, fmt: str = "table", precision: str = "auto", command: str | None = None,
-              echo: Callable[[str], None] = print) -> list[SearchOutcome]:
+              connect_timeout: float | None = None, echo: Callable[[str], None] = print) -> list[SearchOutcome]:
     """Screen, final stage and report for each search space in `spaces` (default: the paper's networks,
     each the space of its own name), every trial at `precision` (`fp32`: the exact path of the committed
     reference results; `bf16`; `auto`: `network_precision`).
     `resources` and `options` are `search`'s (the seed grouping is chosen here, per stage; with
-    `options.storage` the tables go there too). `command`: what search.json records (default: this call)."""
+    `options.storage` the tables go there too). `command`: what search.json records (default: this call);
+    `connect_timeout`: how long `address` has to answer."""
     from .models import paper_models
 
     spaces = paper_models() if spaces is None else spaces
@@ -77,7 +79,9 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
     started = time.monotonic()
     outcomes = []
     output.mkdir(parents=True, exist_ok=True)
-    with ray_session(address, verbose, num_cpus, record=output / ".reproduce.ray"):
+    if options.storage:
+        check_writable(options.storage)  # before Ray starts, as each search checks it again
+    with ray_session(address, verbose, num_cpus, record=output / ".reproduce.ray", connect_timeout=connect_timeout):
         # Seeds are grouped into trials (trained in turn: the same numbers as one seed per trial) as far as
         # that keeps every trial slot busy: Ray's fixed cost per trial then falls on several runs
         # (BENCHMARKS.md §2).
