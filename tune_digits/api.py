@@ -132,7 +132,7 @@ def _typed(column: pd.Series) -> pd.Series:
 def report_tables(path: str | Path = "outputs", space: str | None = None,
                   compare: str | None = None) -> dict[str, pd.DataFrame]:
     """The report's tables as DataFrames (every row and column, as in the CSV files), by file name:
-    `table2_best`, `table1_<space>_<name>`, …, `provenance`; with `compare`, only that comparison."""
+    `findings`, `table2_best`, `table1_<space>_<name>`, …, `provenance`; with `compare`, only that comparison."""
     from .report import analyse, build_tables
     from .report.load import load_results as load_all
 
