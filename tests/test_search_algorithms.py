@@ -92,13 +92,17 @@ def test_population_based_training_exploits_and_mutates(tmp_path, trial_rows):
         assert epochs == [1, 2], key
     trials = meta_of(plan)["trials"]
     exploited = {t: e["exploits"] for t, e in trials.items() if e.get("exploits")}
-    assert len(exploited) == 2, "the bottom half continues from the top half"
-    for trial, [exploit] in exploited.items():
-        assert (exploit["epoch"], exploit["at_epoch"]) == (1, 2)
-        assert exploit["trial"] in trials and exploit["trial"] not in exploited  # a top trial's state
+    # At least the bottom half of epoch 1's perturbation; the one at the final epoch may add more (a trial then
+    # trains its last epoch again from a donor's earlier state), depending on which checkpoint Tune hands over.
+    assert len(exploited) >= 2, "the bottom half continues from the top half"
+    for trial, exploits in exploited.items():
+        for exploit in exploits:
+            assert exploit["trial"] in trials and exploit["trial"] != trial  # another trial's state
+            assert 1 <= exploit["epoch"] < exploit["at_epoch"] <= 2
         # (search.json's config of the trial may be a later mutation's: synchronous PBT perturbs at the final
-        # epoch too, after which nothing trains; the rows say what each epoch trained with.)
-        assert [r["lr"] for r in rows[trial] if r["epoch"] == 2] == [exploit["config"]["lr"]] * 2
+        # epoch too, after which nothing may train; the rows say what each epoch trained with.)
+        last = exploits[-1]
+        assert {r["lr"] for r in rows[trial] if r["epoch"] >= last["at_epoch"]} == {last["config"]["lr"]}
 
 
 # ---------------------------------------------------------------------------------------------------
