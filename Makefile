@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/tune-digits reproduce --quick
 
-# The test suite (real MNIST, real Ray on 2 CPUs).
+# The test suite (real MNIST, real Ray on 2 CPUs). The HTML report is checked in a real headless browser:
+# Debian's chromium, installed here where missing (CI runs this as root on a fresh machine).
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 	$(VENV)/bin/python -m pytest

@@ -37,7 +37,7 @@ def test_load_results_is_tidy_and_typed():
 
 def test_report_tables_are_the_files_data():
     tables = td.report_tables(ROOT / "reference", space="lenet")
-    assert list(tables)[0] == "table2_best" and "provenance" in tables
+    assert list(tables)[:2] == ["findings", "table2_best"] and "provenance" in tables
     ranking = tables["table1_lenet_screen"]
     assert len(ranking) == 16 and {"test_error_mean", "p_vs_best", "ci_low"} <= set(ranking.columns)
 

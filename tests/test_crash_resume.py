@@ -31,13 +31,15 @@ ARGS = ["search", "linear", "--pairs", "40", "--epochs", str(EPOCHS), "--reps", 
 class Driver:
     """One `tune-digits search` process, its output in files."""
 
-    def __init__(self, tmp: Path, name: str, run: str, env: dict | None = None):
+    def __init__(self, tmp: Path, name: str, run: str, env: dict | None = None, args: list[str] = ()):
         self.exp = tmp / "linear" / name
         self.out, self.err = tmp / f"{run}.out", tmp / f"{run}.err"
+        tmp.mkdir(parents=True, exist_ok=True)
         with self.out.open("w") as out, self.err.open("w") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", "from tune_digits.cli import main; main()", *ARGS, "--output", str(tmp),
-                 "--name", name], stdout=out, stderr=err, env={**os.environ, DELAY_ENV: "0.2", **(env or {})})
+                 "--name", name, *args], stdout=out, stderr=err,
+                env={**os.environ, DELAY_ENV: "0.2", **(env or {})})
 
     def rows(self) -> int:
         return rows_in(self.exp)

@@ -138,7 +138,7 @@ def test_screens_measure_the_training_error_at_the_final_epoch_only(tmp_path):
 def test_reproduce_precision_is_a_fixed_value_of_every_stage(tmp_path):
     assert "precision" not in protocol_space("resnet").fixed  # fp32: the committed experiments still resume
     space = protocol_space("resnet", quick=True, precision="bf16")
-    assert space.fixed["precision"] == "bf16" and space.grid["blocks"] == [1, 2]
+    assert space.fixed["precision"] == "bf16" and space.grid["kernel_size"] == [5, 7]
     plan = plan_search(space, stage="final", output=tmp_path)
     assert plan.fixed["precision"] == "bf16"
     bad = CliRunner().invoke(main, ["reproduce", "--precision", "fp16"])

@@ -13,7 +13,8 @@ def test_cli_report_json_and_figure_formats(outputs: Path) -> None:
                      "--figure-format", "pdf", "--figure-format", "png")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert [t["name"] for t in doc["tables"]] == ["table2_best", "table1_resnet_screen", "provenance"]
+    assert [t["name"] for t in doc["tables"]] == ["findings", "table2_best", "table1_resnet_screen", "provenance"]
+    assert doc["html"].endswith("report.html")
     assert (outputs / "report" / "figure1_resnet.pdf").read_bytes()[:5] == b"%PDF-"
     assert (outputs / "report" / "figure1_resnet.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -1,6 +1,6 @@
-"""The report of the committed reference results fits a terminal: led by the summary, every printed line within
-120 columns, each ranking cut to its top 10, while the written files keep every row; its markdown pastes as
-well-formed tables. Read from a copy, as `tune-digits report` finds it in a fresh clone (no outputs/ yet)."""
+"""The report of the committed reference results fits a terminal: led by the findings, then Table II and the head
+of each ranking, within 150 lines of 120 columns, while the written files keep every row; its markdown pastes
+as well-formed tables. Read from a copy, as `tune-digits report` finds it in a fresh clone (no outputs/ yet)."""
 from __future__ import annotations
 
 import shutil
@@ -30,23 +30,32 @@ def report(clone: Path, monkeypatch, *args: str) -> str:
     return result.stdout
 
 
-def test_default_report_fits_120_columns_and_leads_with_the_summary(clone, monkeypatch):
+def test_default_report_is_short_and_leads_with_the_findings(clone, monkeypatch):
     text = report(clone, monkeypatch)
-    widths = [len(line) for line in text.splitlines()]
-    assert max(widths) <= 120, [line for line in text.splitlines() if len(line) > 120][:3]
-    assert text.startswith("Table II — best configuration per architecture vs the paper")
-    assert "top 10 of 300 shown (--top N, --all)" in text and text.count("\n11   ") == 0
-    assert len(pd.read_csv(clone / "reference" / "report" / "table1_resnet_screen.csv")) == 300  # files keep all
-    assert "ci_low" in pd.read_csv(clone / "reference" / "report" / "table1_resnet_screen.csv").columns
-    assert "Provenance" in text and "tune-digits reproduce" in text
-    more = report(clone, monkeypatch, "--top", "3", "resnet")
-    assert "top 3 of 300 shown" in more
+    lines = text.splitlines()
+    assert len(lines) <= 150 and max(len(line) for line in lines) <= 120, (len(lines), max(map(len, lines)))
+    assert text.startswith("Findings — the study's questions")
+    assert text.index("Findings") < text.index("Table II — best configuration") < text.index("Table I — resnet/screen")
+    assert lines[-1] == f"HTML report: {Path('reference') / 'report' / 'report.html'}"
+    # Each ranking's head only, its shared rule said once; the files keep every row.
+    assert text.count("Ranked by mean val_error") == 1 and "\n4   " not in text
+    assert len(pd.read_csv(clone / "reference" / "report" / "table1_resnet_screen.csv")) == 300
+    assert {"ci_low", "p_holm", "tied_with_best"} <= set(pd.read_csv(clone / "reference" / "report" /
+                                                                      "table1_resnet_screen.csv").columns)
+    assert "Provenance" not in text.split("Also in report/")[0] and "tune-digits reproduce" not in text
+    findings = pd.read_csv(clone / "reference" / "report" / "findings.csv")
+    assert {"options: resnet/screen", "networks", "studies"} <= set(findings["family"])
+    assert f"{findings['shown'].sum()} of {len(findings)} rows shown" in text
+    every = report(clone, monkeypatch, "--all")
+    assert "Provenance" in every and "tune-digits reproduce" in every and "\n300 " in every
+    more = report(clone, monkeypatch, "--top", "5", "resnet")
+    assert "\n5   " in more and "\n6   " not in more
 
 
 def test_markdown_report_is_well_formed(clone, monkeypatch):
     text = report(clone, monkeypatch, "--format", "markdown")
     blocks = [b for b in text.split("\n\n") if b.startswith("|")]
-    assert len(blocks) >= 9  # Tables II, III, IV, six Tables I, provenance
+    assert len(blocks) >= 9  # the findings, Table II, seven Tables I
     for block in blocks:
         lines = block.strip("\n").splitlines()
         assert set(lines[1]) <= set("|-: "), "the second line is the header's separator"

@@ -83,7 +83,7 @@ def test_missing_folder_space_and_results(tmp_path: Path, outputs: Path) -> None
     with pytest.raises(ReportError, match=r"no results for 'lenet' .*\(found: resnet\)"):
         load_results(outputs, "lenet")
     with pytest.raises(ReportError, match="unknown format"):
-        run_report(outputs, fmt="html")
+        run_report(outputs, fmt="docx")
 
 
 def test_search_without_epochs_yet(tmp_path: Path) -> None:

@@ -33,11 +33,15 @@ def test_every_format_prints_and_writes_parseable_tables(outputs: Path, fmt: str
     elif fmt == "markdown":
         md = (report / "table1_resnet_screen.md").read_text()
         assert md.startswith("### Table I — resnet/screen") and "### Table I — resnet/screen" in text
-        assert "3.500 ± 0.500" in text and text.startswith("### Table II")  # the summary first
+        assert "3.500 ± 0.500" in text and text.startswith("### Findings")  # the answers first
+        assert text.index("### Findings") < text.index("### Table II") < text.index("### Table I —")
     elif fmt == "latex":
         tex = (report / "table2_best.tex").read_text()
         assert tex.count(r"\begin{tabular}") == 1 and r"3.500 $\pm$ 0.500" in tex
         assert r"\toprule" in text and "±" not in tex
+    elif fmt == "html":  # the page only, its path printed
+        assert text == f"HTML report: {report / 'report.html'}\n"
+        assert "<table>" in (report / "report.html").read_text() and not (report / "table2_best.txt").exists()
     else:
         assert "Table I — resnet/screen" in text and "3.500 ± 0.500" in text
         assert "test-selected (paper)" in text and "final epoch (honest)" in text
@@ -55,7 +59,7 @@ def test_markdown_table_rows(outputs: Path) -> None:
 def test_compare_csv_on_stdout_parses(outputs: Path) -> None:
     out = io.StringIO()
     written = run_report(outputs, fmt="csv", compare="channels", out=out)
-    assert [p.name for p in written] == ["compare_channels.csv"]  # no figure unless asked
+    assert [p.name for p in written] == ["compare_channels.csv"]  # no figure unless asked, no page
     df = pd.read_csv(io.StringIO(out.getvalue()), comment="#")
     assert set(df["scope"]) == {"others_at_best", "pooled"} and set(df["value"]) == {8, 16}
     assert set(df["space"]) == {"resnet"}

@@ -24,15 +24,14 @@ def analyses_of(root: Path) -> list:
 
 
 def test_table1_welch_against_best(outputs: Path) -> None:
-    t = build_tables(analyses_of(outputs))[0][1]
-    assert t.name == "table1_resnet_screen"
+    t = {t.name: t for t in build_tables(analyses_of(outputs))[0]}["table1_resnet_screen"]
     row = t.data.iloc[1]  # batch_norm=True, channels=8: [4, 5, 6] vs the best's [3, 3.5, 4]
     expected = hand_welch([4.0, 5.0, 6.0], [3.0, 3.5, 4.0])
     assert (row["diff_vs_best"], row["ci_low"], row["ci_high"], row["p_vs_best"]) == pytest.approx(expected)
     assert t.data.iloc[0]["diff_vs_best"] == 0 and math.isnan(t.data.iloc[0]["p_vs_best"])
     assert {"space", "batch_norm", "channels", "n", "pairs", "epochs", "settings"} <= set(t.data.columns)
     assert t.data.columns[0] == "space" and set(t.data["space"]) == {"resnet"}
-    assert "3 repetitions (seeds) per configuration, 350 pairs, 3 epochs" in t.rule
+    assert "3 seeds, 350 pairs, 3 epochs" in t.conditions
     assert any("lr=0.05" in n for n in t.notes)  # hyperparameters stay visible
 
 
@@ -110,7 +109,7 @@ def test_table_iii_not_built_is_a_note(tmp_path: Path) -> None:
     write_experiment(tmp_path, "linear", "screen", [({"nodes": n}, metrics(n / 32, 0.5)) for n in (64, 128)],
                      ["nodes"])
     tables, notes = build_tables(analyses_of(tmp_path))
-    assert [t.name for t in tables] == ["table2_best", "table1_linear_screen", "provenance"]
+    assert [t.name for t in tables] == ["findings", "table2_best", "table1_linear_screen", "provenance"]
     assert notes == ["Table III not built: no linear experiment varies dropout with the other options at their "
                      "best values"]
 
@@ -140,7 +139,7 @@ def test_weight_sharing_study_is_ranked_with_p_values(tmp_path: Path) -> None:
 
 
 def test_paper_tables_are_registered_in_order() -> None:
-    assert table_names() == ["table2_best", "table3_linear_dropout", "table4_lenet_aux", "table5_setups",
+    assert table_names() == ["findings", "table2_best", "table3_linear_dropout", "table4_lenet_aux", "table5_setups",
                              "table6_honest", "table1_ranking", "provenance"]
     with pytest.raises(ValueError, match="'table2_best' is already registered"):
         register_table("table2_best")(lambda analyses: None)
@@ -163,17 +162,18 @@ def test_a_registered_table_is_reported_and_unregistering_removes_it(outputs: Pa
         out = io.StringIO()
         written = run_report(outputs, fmt="json", out=out, figure="none")
         doc = json.loads(out.getvalue())
-        assert [t["name"] for t in doc["tables"]] == ["table2_best", "table1_resnet_screen", "provenance", "configs_per_experiment"]
+        assert [t["name"] for t in doc["tables"]] == ["findings", "table2_best", "table1_resnet_screen", "provenance",
+                                                      "configs_per_experiment"]
         assert doc["tables"][-1]["rows"] == [{"experiment": "resnet/screen", "configs": 4}]
         assert "never built: on purpose" in doc["notes"]
         assert outputs / "report" / "configs_per_experiment.csv" in written
     finally:
         unregister_table("configs_per_experiment")
         unregister_table("never_built")
-    assert table_names() == ["table2_best", "table3_linear_dropout", "table4_lenet_aux", "table5_setups",
+    assert table_names() == ["findings", "table2_best", "table3_linear_dropout", "table4_lenet_aux", "table5_setups",
                              "table6_honest", "table1_ranking", "provenance"]
     tables, notes = build_tables(analyses_of(outputs))
-    assert [t.name for t in tables] == ["table2_best", "table1_resnet_screen", "provenance"] and not notes
+    assert [t.name for t in tables] == ["findings", "table2_best", "table1_resnet_screen", "provenance"] and not notes
 
 
 def test_setups_table_sets_the_authors_setup_beside_the_paper_and_ours(outputs: Path) -> None:

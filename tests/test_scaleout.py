@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import FAULT_SEED, read_trial_rows, trial_intervals, max_overlap
+from s3_server import s3_environment
 from tune_digits.cli import main
 from tune_digits.search import DELAY_ENV, run_search
 from test_search_plan import make_plan
@@ -31,9 +32,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SIXTEEN = {"nodes": [8, 12, 16, 24, 32, 64, 128, 264], "layers": 1, "dropout": False}
 
 
+@pytest.fixture(scope="module")
+def s3():
+    """An S3 API on 127.0.0.1 (tests/s3_server.py), in the environment before the cluster's nodes start."""
+    with s3_environment() as server:
+        yield server
+
+
 @pytest.fixture(scope="class")
-def cluster(ray_tmpdir, faults):
-    """Head and one worker node, 4 logical CPUs and 1 fake GPU each; this process drives from the head."""
+def cluster(ray_tmpdir, faults, s3):
+    """Head and one worker node, 4 logical CPUs and 1 fake GPU each; this process drives from the head. Both
+    nodes see the S3 API of `s3` through the AWS variables they inherit."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -108,6 +117,28 @@ class TestTwoNodeCluster:
             report = CliRunner().invoke(main, ["report", "linear", "--output", str(where), "--figure", "none"])
             assert report.exit_code == 0, report.output
             assert "1 partial (1 of 2 epochs, ERROR, excluded)" in report.stdout  # the failed trial is listed
+
+    def test_each_node_writes_to_the_bucket(self, tmp_path, cluster, s3):
+        # One trial per GPU, so two at a time, one on each node; all they keep is in the bucket.
+        _, head, worker = cluster
+        out, uri = tmp_path / "out", s3.uri("two-nodes")
+        result = CliRunner().invoke(main, [
+            "search", "linear", "--pairs", "20", "--reps", "2", "--epochs", "2", "--set", "nodes=[16, 32]",
+            "--set", "layers=1", "--set", "dropout=false", "--gpus-per-trial", "1", "--address", "auto",
+            "--output", str(out), "--storage", uri])
+        assert result.exit_code == 0, result.output
+        assert "4/4 trials finished, 0 failed" in result.stdout
+        exp = out / "linear" / "default"
+        rows = read_trial_rows(exp)
+        check_complete(rows, trials=4, epochs=2)
+        assert {r["node"] for rs in rows.values() for r in rs} == {head, worker.node_id}
+        keys = s3.keys("two-nodes/linear/default")
+        # Each trial's checkpoints went to the bucket from the node it ran on (none was written locally).
+        runs = {k.rsplit("/", 1)[1].rsplit("-", 1)[0] for k in keys if k.startswith("ray/states-") and k.endswith(".pt")}
+        assert len(runs) == 4 and not list(out.rglob("states-*"))
+        assert {"search.json", "epochs.csv"} <= set(keys) and s3.read("two-nodes/linear/default/epochs.csv") == \
+            (exp / "epochs.csv").read_bytes()
+        assert {f"trials/{t}.csv" for t in rows} <= set(keys)
 
     def test_trials_spread_over_both_nodes_and_survive_losing_one(self, tmp_path, cluster, trial_rows):
         # One search shows both (each wave of 8 trials costs 8 worker processes on 2 shared cores): 16 trials,

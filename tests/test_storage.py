@@ -118,3 +118,30 @@ def test_a_relative_storage_folder_is_made_absolute_and_uris_are_kept(tmp_path, 
     assert storage.join(RunOptions(storage="s3://b/t/?endpoint_override=h:9000").storage, "lenet", "e2e") == \
         "s3://b/t/lenet/e2e?endpoint_override=h:9000"
     assert storage.local_path("file:///mnt/x") == Path("/mnt/x") and storage.local_path("gs://b/x") is None
+
+
+def test_an_unknown_storage_scheme_is_refused_at_plan_time_and_the_dry_run_says_where_results_go(tmp_path):
+    bad = run_cli("search", "linear", "--dry-run", "--storage", "nosuch://x", "--output", str(tmp_path))
+    assert bad.exit_code == 1 and "Traceback" not in bad.output and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        "error: --storage nosuch://x: unknown scheme 'nosuch://'; use one of file://, s3://, gs://, gcs://, "
+        "hdfs://, viewfs://, abfs://, abfss:// or a folder"]
+    reproduce = run_cli("reproduce", "--storage", "nosuch://x", "--output", str(tmp_path))
+    assert reproduce.exit_code == 1 and reproduce.stderr.startswith("error: --storage nosuch://x: unknown scheme")
+    # No network is needed for that, nor for the dry run of a good one, which names the experiment's place there.
+    good = run_cli("search", "linear", "--dry-run", "--storage", "s3://bucket/td/", "--output", str(tmp_path))
+    assert good.exit_code == 0, good.output
+    lines = good.stdout.splitlines()
+    assert lines[2] == ("storage:      s3://bucket/td/linear/default (checkpoints and results; "
+                        "tune-digits report --output s3://bucket/td)")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_storage_folder_that_cannot_be_written_stops_the_search_before_any_trial(tmp_path):
+    (tmp_path / "file").write_text("")  # a file where the storage's folder would go
+    result = run_cli("search", "linear", "--pairs", "20", "--reps", "1", "--epochs", "1",
+                     "--storage", str(tmp_path / "file" / "shared"), "--output", str(tmp_path / "out"))
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot use storage {tmp_path / 'file' / 'shared'}: ")
+    assert not list((tmp_path / "out").rglob("search.json"))

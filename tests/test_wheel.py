@@ -54,7 +54,8 @@ def test_installed_wheel_runs_from_another_folder(installed: Path, tmp_path: Pat
     assert meta["code"] == {"version": meta["versions"]["tune-digits"], "git_commit": None, "git_dirty": None}
     assert str(tmp_path) not in json.dumps(meta) and str(installed) not in json.dumps(meta)
 
-    report = tune_digits(installed, tmp_path, "report", "--figure", "none")
+    # --all: the short view only names the provenance table
+    report = tune_digits(installed, tmp_path, "report", "--all", "--figure", "none")
     assert report.returncode == 0, report.stderr
     assert "Table II" in report.stdout and "alexnet/default" in report.stdout
     assert "Provenance" in report.stdout and "tune-digits search alexnet" in report.stdout

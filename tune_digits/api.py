@@ -67,13 +67,17 @@ def load_results(path: str | Path = "outputs") -> pd.DataFrame:
     """One tidy frame: a row per (trial, seed, epoch) with its metrics and one column per config value, typed
     (numbers, booleans, text). `path` is one experiment's folder (`outputs/lenet/screen`), a space's folder
     (`outputs/lenet`) or a results folder (`outputs`, `reference`); the `space` and `experiment` columns say
-    which each row is from."""
+    which each row is from. `path` may be a search's --storage too: a folder, a file:// URI, or an s3:// or
+    gs:// URI of its root or of one experiment (`s3://bucket/prefix/lenet/screen`), read through a temporary
+    folder."""
     import pandas as pd
 
-    from . import results
+    from . import results, storage
     from .report.load import load_experiment, load_results as load_all
 
-    folder = Path(path)
+    folder = storage.local_path(path)
+    if folder is None:
+        return _load_remote(str(path))
     inside = sorted(p for p in folder.iterdir() if p.is_dir() and results.is_experiment(p)) if folder.is_dir() else []
     if results.is_experiment(folder):
         experiments = [load_experiment(folder, folder.parent.name)]
@@ -94,6 +98,22 @@ def load_results(path: str | Path = "outputs") -> pd.DataFrame:
     return rows
 
 
+def _load_remote(uri: str) -> pd.DataFrame:
+    """load_results of remote storage: its tables copied to a temporary folder in the layout of outputs/ (one
+    experiment as `<space>/<name>`, so the space and experiment columns read the same), then read."""
+    import tempfile
+
+    from . import storage
+
+    with tempfile.TemporaryDirectory(prefix="tune-digits-results-") as tmp:
+        parts = uri.partition("?")[0].rstrip("/").split("/")
+        one = Path(tmp, *parts[-2:])
+        if len(parts) >= 5 and storage.fetch_experiment(uri, one):  # scheme://bucket/.../space/name
+            return load_results(one)
+        storage.fetch_tables(uri, Path(tmp))
+        return load_results(tmp)
+
+
 def _typed(column: pd.Series) -> pd.Series:
     """A column read as text → numbers or booleans where every value given is one (empty cells: missing)."""
     import pandas as pd
@@ -112,7 +132,7 @@ def _typed(column: pd.Series) -> pd.Series:
 def report_tables(path: str | Path = "outputs", space: str | None = None,
                   compare: str | None = None) -> dict[str, pd.DataFrame]:
     """The report's tables as DataFrames (every row and column, as in the CSV files), by file name:
-    `table2_best`, `table1_<space>_<name>`, …, `provenance`; with `compare`, only that comparison."""
+    `findings`, `table2_best`, `table1_<space>_<name>`, …, `provenance`; with `compare`, only that comparison."""
     from .report import analyse, build_tables
     from .report.load import load_results as load_all
 

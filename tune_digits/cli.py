@@ -122,9 +122,11 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
 @click.option("--output", "output_dir", type=click.Path(file_okay=False),
               help="The folder `tune-digits search` wrote to; tables and figures go to its report/ folder. "
                    "Default: outputs/, or the committed reference/ results while outputs/ has none.")
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json"]),
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "latex", "json", "html"]),
               default="table", show_default=True,
-              help="How tables are printed and written (a .csv copy of each table is always written).")
+              help="How tables are printed and written (a .csv copy of each table is always written). html: "
+                   "print only the path of report.html, the whole report as one self-contained page (every "
+                   "format writes it).")
 @click.option("--compare", metavar="OPTION",
               help="Compare the values of one grid option (e.g. dropout, strategy): mean ± std per value, "
                    "difference, 95% CI and Welch t-test p-value. Prints only this table.")
@@ -133,9 +135,11 @@ def train(network, pairs, epochs, seed, settings, gpu, data_dir):
                    "`none` for no figure. Default: ResNet's best configuration (SPACE's when given).")
 @click.option("--figure-format", "figure_formats", type=click.Choice(["png", "pdf", "svg"]), multiple=True,
               default=("png",), show_default=True, help="Figure file type. Repeatable.")
-@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
               help="Configurations of each Table I printed (the files have them all).")
-@click.option("--all", "show_all", is_flag=True, help="Print every configuration and column (wide).")
+@click.option("--all", "show_all", is_flag=True,
+              help="Print every table, configuration and column (wide); by default the findings, Table II and "
+                   "the head of each Table I.")
 def report(space, output_dir, fmt, compare, figure, figure_formats, top, show_all):
     """Print the paper's tables from search results, beside the paper's numbers; write them to OUTPUT/report/.
 
@@ -154,7 +158,7 @@ def report(space, output_dir, fmt, compare, figure, figure_formats, top, show_al
         output_dir, note = default_results_dir()
         if note:
             click.echo(f"note: {note}", err=True)
-    view = View() if show_all else View(top=top, width=WIDTH)
+    view = View() if show_all else View(top=top, width=WIDTH, short=True)
     run_report(output_dir, space=space, fmt=fmt, compare=compare, figure=figure, figure_formats=figure_formats,
                view=view)
 
@@ -258,7 +262,8 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, seeds
     if dry_run:
         return
     outcome = run_search(plan, address=cluster.address, restart=restart, verbose=verbose, data_dir=data_dir,
-                         require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, command=command_line(),
+                         require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus,
+                         connect_timeout=cluster.connect_timeout, command=command_line(),
                          echo=lambda line: click.echo(line, err=True))
     _summarise(outcome, plan.space.name, output)
 
@@ -287,7 +292,9 @@ def _summarise(outcome, space_name: str, output: str) -> None:
 
 @main.command()
 @click.option("--quick", is_flag=True,
-              help="Scaled down (small stages, 16 ResNet combinations) to finish in a few minutes on 2 CPU cores.")
+              help="Scaled down to a few minutes on 2 CPU cores: a 1-seed screen of the corner of each grid that "
+                   "the committed 3-seed screens found good, then each network's best on 1,000 pairs × 2 seeds × "
+                   "25 epochs.")
 @click.option("--output", help="Where results go (default: outputs/, or outputs/quick/ with --quick).",
               type=click.Path(file_okay=False))
 @click.option("--only", "only", multiple=True, metavar="NETWORK",
@@ -326,7 +333,8 @@ def reproduce(quick, output, only, fmt, data_dir, precision, verbose, cluster):
     outcomes = run(output, spaces=list(only) or networks, quick=quick, resources=cluster.resources,
                    options=cluster.run_options(checkpoint_every=CHECKPOINT_EVERY), address=cluster.address,
                    require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, data_dir=data_dir, verbose=verbose,
-                   fmt=fmt, precision=precision, command=command_line(), echo=lambda line: click.echo(line, err=True))
+                   fmt=fmt, precision=precision, command=command_line(), connect_timeout=cluster.connect_timeout,
+                   echo=lambda line: click.echo(line, err=True))
     if outcomes and outcomes[-1].interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if any(o.failed for o in outcomes):

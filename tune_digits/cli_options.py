@@ -20,7 +20,7 @@ SEARCH_PANELS = {
     "Grid and size": ["--stage", "--set", "--reps", "--pairs", "--epochs", "--spaces-dir", "--data-dir"],
     "Algorithm": ["--search", "--num-samples", "--scheduler", "--metric"],
     "Resources": ["--cpus-per-trial", "--gpus-per-trial", "--require-gpu", "--max-concurrent", "--num-cpus"],
-    "Cluster": ["--address", "--storage"],
+    "Cluster": ["--address", "--connect-timeout", "--storage"],
     "Run management": ["--name", "--output", "--dry-run", "--restart", "--max-failures", "--checkpoint-every",
                        "--log", "--verbose", "--help"],
     "Performance": ["--seeds-per-trial", "--vectorize"],
@@ -47,6 +47,7 @@ class ClusterArgs:
     num_cpus: int | None
     max_failures: int
     checkpoint_every: int | None  # None: the command's own default
+    connect_timeout: float  # seconds --address has to answer
 
     def run_options(self, checkpoint_every: int = 1, **more) -> RunOptions:
         """RunOptions with these options; `checkpoint_every` is the command's default, used unless given."""
@@ -59,6 +60,10 @@ class ClusterArgs:
 CLUSTER_OPTIONS = (
     click.option("--address", help="Join a running Ray cluster ('auto' on a `ray up` head node or in a Ray job). "
                                    "Default: start a local Ray."),
+    click.option("--connect-timeout", type=float, default=30.0, show_default=True, metavar="SECONDS",
+                 envvar="TUNE_DIGITS_CONNECT_TIMEOUT",
+                 help="How long the cluster at --address has to answer before the command fails, naming it "
+                      "(also TUNE_DIGITS_CONNECT_TIMEOUT)."),
     click.option("--storage", metavar="URI",
                  help="Where every node writes checkpoints, and where the results tables are copied: s3://bucket/path, "
                       "gs://..., or a folder every node mounts at the same path. Required on a cluster of 2+ nodes; "
@@ -76,7 +81,7 @@ CLUSTER_OPTIONS = (
                       "checkpoints cut Ray's overhead on big grids. Default: 1 for search, 5 for reproduce."),
     click.option("--num-cpus", type=int, help="CPUs of the local Ray (default: all)."),
 )
-_CLUSTER_KEYS = ("address", "storage", "require_gpu", "num_cpus", "max_failures", "checkpoint_every")
+_CLUSTER_KEYS = ("address", "storage", "require_gpu", "num_cpus", "max_failures", "checkpoint_every", "connect_timeout")
 
 
 def cluster_options(command):

@@ -78,3 +78,23 @@ TABLE_IV: Final[dict[str, Row]] = {
 REPETITIONS: Final = 20
 EPOCHS: Final = 25
 PAIRS: Final = 1000
+
+# The paper's stated conclusions about its options, per (search space, grid option): the value it found best
+# (None: it found the values similar) and where it says so. The report's findings say whether our data support it.
+OPTION_CLAIMS: Final[dict[tuple[str, str], tuple[str | None, str]]] = {
+    ("linear", "dropout"): (None, "Table III: similar with and without dropout (4.590 vs 4.595 %)"),
+    ("linear", "nodes"): ("128", "Table I: 128 nodes best"),
+    ("linear", "layers"): ("2", "Table I: 2 layers best"),
+    ("lenet", "batch_norm"): ("True", "§IV.D: batch norm without dropout best"),
+    ("lenet", "dropout"): ("False", "§IV.D: batch norm without dropout best"),
+    ("lenet", "kernel_size"): ("5", "Table I: kernel 5 best"),
+    ("lenet", "aux_loss"): ("True", "Table IV: better with the auxiliary loss (2.330 vs 2.390 %)"),
+    ("resnet", "batch_norm"): ("True", "§IV.D: batch norm without dropout best"),
+    ("resnet", "dropout"): ("False", "§IV.D: batch norm without dropout best"),
+    ("resnet", "blocks"): ("2", "Table I: 2 residual blocks best"),
+    ("resnet", "channels"): ("16", "Table I: 16 channels best"),
+    ("resnet", "kernel_size"): ("7", "Table I: kernel 7 best"),
+}
+# Its conclusion about the networks: Table II's order, and §IV.A's reading of it.
+NETWORK_CLAIM: Final = ("Table II: ResNet 2.085 < LeNet 2.330 < AlexNet 3.150 < Linear 4.590 %; §IV.A: ResNet "
+                        "slightly better than LeNet, the linear net worse than the CNNs")

@@ -17,6 +17,17 @@ from .errors import UserError
 from .results import EPOCHS_CSV, REPORT_DIR, SEARCH_JSON, TRIALS_DIR
 
 TABLE_FILES = (SEARCH_JSON, EPOCHS_CSV)  # and every trials/<trial_id>.csv
+# The schemes pyarrow's FileSystem.from_uri resolves, as Ray resolves a storage_path: any other fails only when
+# the first trial checkpoints, after the search started.
+SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+PROBE = ".tune-digits-probe"  # written and deleted by check_writable
+# Errors of S3 that mean the credentials, not the place, and the variables credentials may come from (else a
+# config file or the machine's role): a refused probe says which applies.
+_CREDENTIAL_ERRORS = ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "EXPIRED_TOKEN",
+                      "INVALID_TOKEN")
+_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                         "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+_WHERE_CREDENTIALS = "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the machine's role)"
 
 
 class StorageError(UserError):
@@ -47,6 +58,54 @@ def join(location: str, *parts: str) -> str:
     """`location/part/...`; a URI's query (`s3://bucket/path?endpoint_override=...`, e.g. MinIO) stays last."""
     path, sep, query = location.partition("?")
     return "/".join([path.rstrip("/"), *parts]) + sep + query
+
+
+def check_scheme(location: str) -> None:
+    """A storage location pyarrow (and so Ray) can resolve: a folder or a URI of a known scheme. No network."""
+    if not is_uri(location):
+        return
+    scheme = location.split("://", 1)[0].lower()
+    if scheme not in SCHEMES:
+        raise StorageError(f"--storage {location}: unknown scheme '{scheme}://'; use one of "
+                           f"{', '.join(s + '://' for s in SCHEMES)} or a folder")
+
+
+def check_writable(location: str) -> None:
+    """The storage answers and takes a write: its bucket exists, its endpoint is reachable and the credentials
+    are accepted. A small object is written there and deleted, so that a search fails here, in one line, rather
+    than at its first checkpoint, once its trials started."""
+    fs, root = filesystem(location)
+    probe = join(root, f"{PROBE}-{os.getpid()}")
+    try:
+        _check_bucket(fs, root)
+        fs.create_dir(root, recursive=True)
+        write_file(fs, probe, b"")
+        fs.delete_file(probe)
+    except OSError as err:
+        message = " ".join(str(err).split())
+        raise StorageError(f"cannot use storage {location}: {message}{_credentials_hint(location, message)}") \
+            from None
+
+
+def _credentials_hint(location: str, message: str) -> str:
+    if not location.startswith("s3://"):
+        return ""
+    if any(code in message for code in _CREDENTIAL_ERRORS):
+        return f"; check the credentials {_WHERE_CREDENTIALS}"
+    if not any(os.environ.get(name) for name in _CREDENTIAL_VARIABLES):
+        return f"; no AWS credentials are set in the environment {_WHERE_CREDENTIALS}"
+    return ""
+
+
+def _check_bucket(fs, root: str) -> None:
+    """An object store creates no bucket on a write (pyarrow refuses to), so a missing one is said as such."""
+    import pyarrow.fs
+
+    if fs.type_name not in ("s3", "gcs", "abfs"):  # a folder: created as needed
+        return
+    bucket = root.split("/", 1)[0]
+    if fs.get_file_info(bucket).type == pyarrow.fs.FileType.NotFound:
+        raise FileNotFoundError(f"bucket '{bucket}' does not exist")
 
 
 def filesystem(uri: str):

@@ -117,17 +117,22 @@ def draw_figure(curves: pd.DataFrame, title: str) -> "Figure":
     return fig
 
 
-def write_figure(target: FigureTarget, report_dir: Path, formats: Sequence[str]) -> list[Path]:
-    """figure1_<space>.<format> for each format, and the curves drawn as figure1_<space>.csv."""
+def figure_title(target: FigureTarget) -> str:
+    """What Figure 1 shows: the result set, its configuration, and over how many repetitions."""
     a = target.analysis
-    curves = figure_curves(target)
     config = a.configs[a.configs["config"] == target.config].iloc[0]
     partial = " — PARTIAL repetitions" if config["partial"] else ""
     # A single-configuration experiment has no axes to name it by: show its settings instead.
     what = target.config if a.exp.axes else config["settings"]
-    title = (textwrap.fill(f"Figure 1 — {a.exp.label}: {what}", 130) + f"\nmean ± std over {config['n']} "
-             f"repetitions, {config['pairs']} pairs, {config['epochs']} epochs{partial}")
-    fig = draw_figure(curves, title)
+    return (textwrap.fill(f"Figure 1 — {a.exp.label}: {what}", 130) + f"\nmean ± std over {config['n']} "
+            f"repetitions, {config['pairs']} pairs, {config['epochs']} epochs{partial}")
+
+
+def write_figure(target: FigureTarget, report_dir: Path, formats: Sequence[str]) -> list[Path]:
+    """figure1_<space>.<format> for each format, and the curves drawn as figure1_<space>.csv."""
+    a = target.analysis
+    curves = figure_curves(target)
+    fig = draw_figure(curves, figure_title(target))
     stem = f"figure1_{a.exp.space}"
     paths = []
     for fmt in formats:

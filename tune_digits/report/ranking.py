@@ -6,15 +6,18 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import paper
+from .. import paper, results
 from .analysis import Analysis, by_space
+from .load import fmt_value
+from .inference import ALPHA, holm
 from .stats import welch
-from .table import HONEST_RULES, VIEW_LABELS, Column, Table, experiment_notes, num, pm, protocol, signed, stat_columns
+from .table import (HONEST_RULES, VIEW_LABELS, Column, Table, experiment_notes, num, pm, protocol, protocols,
+                    signed, stat_columns, status_notes)
 
 TABLE_I_COLUMNS = [
     "space", "experiment", "stage", "rank", "best", "config", "<axes>", "n", "seeds_expected", "epochs", "pairs",
     "status", "rank_by", "selection", "test_error_mean", "test_error_std", "diff_vs_best", "ci_low", "ci_high",
-    "p_vs_best", "test_digit_error_mean", "test_digit_error_std", "train_error_mean", "train_error_std",
+    "p_vs_best", "p_holm", "tied_with_best", "test_digit_error_mean", "test_digit_error_std", "train_error_mean", "train_error_std",
     "train_loss_mean", "train_loss_std", "val_error_mean", "val_error_std", "epoch_mean",
     "best_epoch_test_error_mean", "best_epoch_test_error_std", "best_epoch_epoch_mean", "settings",
 ]
@@ -26,6 +29,10 @@ def _with_welch(configs: pd.DataFrame, groups: dict[str, np.ndarray], ref: str) 
     for i, col in enumerate(("diff_vs_best", "ci_low", "ci_high", "p_vs_best")):
         out[col] = [s[i] for s in stats_rows]
     out.loc[out["config"] == ref, ["ci_low", "ci_high", "p_vs_best"]] = np.nan
+    # One family: every configuration against the best. Tied: not significantly worse after the correction
+    # (the set to choose among); a configuration that cannot be tested (one seed, no spread) is not marked.
+    out["p_holm"] = holm(out["p_vs_best"].to_numpy(dtype=float))
+    out["tied_with_best"] = (out["config"] == ref) | (out["p_holm"] >= ALPHA)
     return out
 
 
@@ -42,25 +49,30 @@ def ranking_table(a: Analysis) -> Table:
     data["selection"] = a.honest
     i = TABLE_I_COLUMNS.index("<axes>")
     data = data[[*TABLE_I_COLUMNS[:i], *exp.axes, *TABLE_I_COLUMNS[i + 1:]]]
-    rule = (f"{len(data)} configurations ranked by mean {a.rank_by} over repetitions at "
-            f"{HONEST_RULES[a.honest]}; complete configurations first; * = best. Errors in %, mean ± sample "
-            f"std. Δ, 95% CI (Welch) and p (Welch t-test) compare each configuration's test comparison "
-            f"error with the best's. 'test-selected' selects each repetition's epoch on the test set "
-            f"(paper's rule, optimistic): the first epoch of lowest test digit error, as the authors' code "
-            f"does. {protocol(data)}.")
-    return Table(f"table1_{exp.space}_{exp.name}", f"Table I — {exp.label} ({exp.stage}): configurations ranked",
+    rule = ("Ranked by mean val_error (at each repetition's epoch of lowest val_error) where a validation split was "
+            "held out, else by mean test_error at the final epoch; complete configurations first. * = best; = : "
+            f"tied with it (not significantly worse after Holm's correction over the table, α = {ALPHA}: the set to "
+            "choose among). Errors in %, mean ± sample std; Δ, 95% CI (Welch) and p Holm: each configuration's test "
+            "comparison error against the best's. 'test-selected': each repetition's epoch chosen on the test set "
+            "(the paper's rule, optimistic).")
+    ties = int(data["tied_with_best"].sum())
+    conditions = (f"{len(data)} configurations ranked by {a.rank_by} ({ties} tied with the best), "
+                  f"{protocol(data)}")
+    stage = "" if exp.stage == exp.name else f" ({exp.stage})"
+    return Table(f"table1_{exp.space}_{exp.name}", f"Table I — {exp.label}{stage}",
                  rule, data.reset_index(drop=True), _ranking_display(a, data), experiment_notes(a),
-                 optional=("95% CI", "train error", "test digit error", "p (Welch)", "test-selected cmp", "n"),
-                 ranked=True)
+                 optional=("95% CI", "train error", "test digit error", "test-selected cmp", "p Holm", "n"),
+                 ranked=True, conditions=conditions, short_notes=status_notes(a))
 
 
 def _ranking_display(a: Analysis, data: pd.DataFrame) -> list[Column]:
-    display: list[Column] = [("rank", lambda r: str(r["rank"])), ("", lambda r: "*" if r["best"] else "")]
+    display: list[Column] = [("rank", lambda r: str(r["rank"])),
+                             ("", lambda r: "*" if r["best"] else "=" if r["tied_with_best"] else "")]
     display += [(ax, lambda r, ax=ax: str(r[ax])) for ax in a.exp.axes]
     display += [("n", lambda r: str(r["n"]))]
     if a.rank_by == "val_error":
         display += [("val error", lambda r: pm(r, "val_error"))]
-    display += [("test cmp error", lambda r: pm(r, "test_error")), *stat_columns(),
+    display += [("test cmp error", lambda r: pm(r, "test_error")), *stat_columns(adjusted=True),
                 ("test digit error", lambda r: pm(r, "test_digit_error")),
                 ("train error", lambda r: pm(r, "train_error")),
                 ("test-selected cmp", lambda r: pm(r, "best_epoch_test_error"))]
@@ -73,19 +85,16 @@ def best_table(analyses: Sequence[Analysis]) -> Table:
     """Table II: each search space's best configuration in both epoch views, beside the paper's numbers."""
     chosen = by_space(analyses)
     data = pd.DataFrame([rec for space, a in chosen.items() for rec in _best_records(space, a)])
-    rule = ("Per architecture, the best configuration of its final-stage experiment (else of its screen): "
-            "errors in %, mean ± sample std over repetitions, at two epochs per repetition — the paper's "
-            "'best epoch' (the first of lowest test digit error, where the authors' code reads the comparison "
-            "error: selected on the test set, optimistic) and an honest "
-            "one (lowest val_error when the search held out a validation split, else the final epoch). "
-            "'epoch' is the mean selected epoch. Paper: 20 repetitions, 1,000 pairs, 25 epochs, best-epoch "
-            "view; Δ = ours − paper. The authors' setup (authors_<net>) is compared with its net; other result "
-            f"sets that are not one of the paper's nets with its best net ({paper.BEST_ARCH}). "
-            + "; ".join(f"{space}: {protocol(a.configs.iloc[:1])}" for space, a in chosen.items()) + ".")
+    rule = ("Each network's best configuration in its final stage (else its screen); errors in %, mean ± sample "
+            "std over repetitions, at the paper's 'best epoch' (the first of lowest test digit error: chosen on the "
+            "test set, optimistic) and an honest one (lowest val_error where a validation split was held out, else "
+            "the final epoch). Paper: 20 repetitions, 1,000 pairs, 25 epochs, best epoch; Δ = ours − paper; "
+            f"authors_<net> beside its net, other result sets beside the paper's best ({paper.BEST_ARCH}).")
+    conditions = "Ours: " + protocols([(space, protocol(a.configs.iloc[:1])) for space, a in chosen.items()]) + "."
     return Table("table2_best", "Table II — best configuration per architecture vs the paper", rule, data,
                  _best_display(data), _best_notes(chosen),
                  optional=("Δ train", "Δ test digit", "paper train", "paper test digit", "epoch", "train",
-                           "test digit"))
+                           "test digit"), conditions=conditions, short_notes=_short_notes(chosen))
 
 
 def _best_records(space: str, a: Analysis) -> list[dict[str, Any]]:
@@ -135,3 +144,29 @@ def _best_notes(chosen: dict[str, Analysis]) -> list[str]:
         if best["status"] != "complete":
             notes.append(f"{a.exp.label} [{best['config']}]: {best['status']}")
     return notes
+
+
+# Settings a short view leaves out of the shared settings: each result set's own (its network, its protocol), or
+# how it ran rather than what it trained.
+_OWN = frozenset({"network", "pairs", "epochs", "precision", "train_eval"})
+
+
+def _short_notes(chosen: dict[str, Analysis]) -> list[str]:
+    """Each best configuration's grid values on one line, and the other settings once per group sharing them."""
+    values, shared = [], {}
+    for space, a in chosen.items():
+        best = a.configs.iloc[0]
+        row = a.exp.rows[a.exp.rows["config"] == best["config"]].iloc[0]
+        cols = [c for c in a.exp.rows.columns if c not in results.RUN_COLUMNS and c not in ("config", *_OWN)]
+        grid = ", ".join(f"{ax}={best[ax]}" for ax in a.exp.axes)
+        values += [f"{space} {grid}"] if grid else []  # a single configuration: its settings say it all
+        rest = ", ".join(f"{c}={fmt_value(row[c])}" for c in cols if c not in a.exp.axes and not pd.isna(row[c]))
+        shared.setdefault(rest, []).append(space)
+        out_statuses = [] if best["status"] == "complete" else [f"{a.exp.label} [{best['config']}]: {best['status']}"]
+        values += out_statuses
+    papers = {rest: [s for s in spaces if s in paper.TABLE_II] for rest, spaces in shared.items()}
+    others = [s for spaces in shared.values() for s in spaces if s not in paper.TABLE_II]
+    return (["best configurations: " + "; ".join(values)]
+            + [f"settings of {', '.join(spaces)}: {rest or '(defaults)'}" for rest, spaces in papers.items() if spaces]
+            + (["settings of the other result sets: the 'settings' column of report/table2_best.csv (--all)"]
+               if others else []))

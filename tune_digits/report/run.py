@@ -10,6 +10,7 @@ from typing import IO, Any, Sequence
 
 from .. import results, storage
 from .analysis import analyse
+from .html import PAGE, write_html
 from .figure import FIGURE_FORMATS, FigureTarget, figure_target, write_figure
 from .load import REPORT_DIR, ReportError, load_experiment, load_results
 from .ranking import ranking_table
@@ -17,15 +18,15 @@ from .render import EXTENSIONS, FORMATS, WIDTH, View, plain, render, render_all
 from .table import Table
 from .tables import build_tables
 
-TOP = 10  # configurations of each ranking that the printed report shows
+TOP = 3  # configurations of each ranking that the printed report shows
 
 
 def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt: str = "table",
                compare: str | None = None, figure: str | None = None,
                figure_formats: Sequence[str] = ("png",), out: IO[str] | None = None,
-               view: View = View(top=TOP, width=WIDTH)) -> list[Path]:
-    """Print the report of `output_dir`'s results in `fmt` and write each table (as `fmt` and as csv) and
-    Figure 1 under `output_dir/report/`. `figure`: None = the default figure (none with `compare`),
+               view: View = View(top=TOP, width=WIDTH, short=True)) -> list[Path]:
+    """Print the report of `output_dir`'s results in `fmt` and write each table (as `fmt` and as csv), Figure 1
+    and the whole report as one HTML page (report.html, its path printed last) under `output_dir/report/`. `figure`: None = the default figure (none with `compare`),
     "none" = no figure, else SPACE[/NAME][:OPTION=VALUE,...]. What is printed in table or markdown format is
     cut to `view` (the top rows of each ranking, lines that fit its width); the files hold everything.
     Returns the paths written.
@@ -40,6 +41,9 @@ def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt
     output_dir = folder
     if fmt not in FORMATS:
         raise ReportError(f"unknown format '{fmt}' (choose one of {', '.join(FORMATS)})")
+    if fmt == "html" and compare:
+        raise ReportError("--format html writes the whole report as one page; --compare prints one table: "
+                          "choose another format for it")
     bad = [f for f in figure_formats if f not in FIGURE_FORMATS]
     if bad:
         raise ReportError(f"unknown figure format '{bad[0]}' (choose from {', '.join(FIGURE_FORMATS)})")
@@ -50,9 +54,17 @@ def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt
     wanted = figure is not None and figure.lower() != "none"
     draw = wanted or (figure is None and not compare)
     target = figure_target(analyses, figure if wanted else None, space) if draw else None
-    written = _write(Path(output_dir) / REPORT_DIR, tables, fmt, target, figure_formats)
-    out.write(render_all(tables, fmt, found, written, view))
-    return written
+    report_dir = Path(output_dir) / REPORT_DIR
+    written = _write(report_dir, tables, fmt, target, figure_formats)
+    if compare:  # one table asked for: the whole report's page stays as the last report wrote it
+        out.write(render_all(tables, fmt, found, written, view))
+        return written
+    try:
+        page = write_html(report_dir / PAGE, tables, analyses, target)
+    except OSError as e:
+        raise ReportError(f"{report_dir}: cannot write the report ({e.strerror or e})") from None
+    out.write(render_all(tables, fmt, found, written, view, html=page))
+    return [*written, page]
 
 
 def _report_remote(uri: str, out: IO[str], **options) -> list[Path]:
@@ -77,7 +89,7 @@ def _write(report_dir: Path, tables: Sequence[Table], fmt: str, target: FigureTa
         report_dir.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
         for t in tables:
-            for f in dict.fromkeys(("csv", fmt)):
+            for f in dict.fromkeys(("csv", fmt if fmt != "html" else "csv")):
                 path = report_dir / f"{t.name}.{EXTENSIONS[f]}"
                 path.write_text(render(t, f), encoding="utf-8")
                 written.append(path)

@@ -38,9 +38,18 @@ class Table:
     # Display headers a narrow view may leave out, the first given first (the files keep every column).
     optional: tuple[str, ...] = ()
     ranked: bool = False  # one row per configuration, best first: a printed view may show the top rows only
+    # The rows a short printed view shows (None: all); the files and `--all` keep every row.
+    shown: Any = None
+    # What this table's results share that its rule does not say (repetitions, pairs, epochs): a report that
+    # prints several tables of one rule states the rule once and each table's conditions under its title.
+    conditions: str = ""
+    # The notes a short printed view shows instead of `notes` (None: the same): the files and `--all` keep all.
+    short_notes: list[str] | None = None
 
-    def display_frame(self, rows: int | None = None) -> pd.DataFrame:
+    def display_frame(self, rows: int | None = None, short: bool = False) -> pd.DataFrame:
         data = self.data if rows is None else self.data.head(rows)
+        if short and self.shown is not None:
+            data = self.data[self.shown]
         return pd.DataFrame({h: [f(r) for _, r in data.iterrows()] for h, f in self.display})
 
 
@@ -107,10 +116,11 @@ def _p(x: Any) -> str:
     return "<0.001" if x < 0.001 else f"{x:.3f}"
 
 
-def stat_columns() -> list[Column]:
-    """Δ, 95 % CI and p of a row's comparison with the best (`diff_vs_best`, `ci_low/high`, `p_vs_best`)."""
-    return [("Δ vs best", lambda r: signed(r["diff_vs_best"])), ("95% CI", _ci),
-            ("p (Welch)", lambda r: _p(r["p_vs_best"]))]
+def stat_columns(adjusted: bool = False) -> list[Column]:
+    """Δ, 95 % CI and p of a row's comparison with the best (`diff_vs_best`, `ci_low/high`, `p_vs_best`);
+    `adjusted`: the p corrected for the table's comparisons (`p_holm`) instead of the raw one."""
+    p: Column = ("p Holm", lambda r: _p(r["p_holm"])) if adjusted else ("p (Welch)", lambda r: _p(r["p_vs_best"]))
+    return [("Δ vs best", lambda r: signed(r["diff_vs_best"])), ("95% CI", _ci), p]
 
 
 def safe(text: str) -> str:
@@ -123,22 +133,40 @@ def safe(text: str) -> str:
 
 
 def protocol(configs: pd.DataFrame) -> str:
-    """"3 seeds, 350 pairs, 25 epochs" for the given configuration rows (ranges when they differ)."""
+    """"3 seeds, 350 pairs, 25 epochs" (each configuration's) for the given configuration rows (ranges when they
+    differ)."""
     def span(values: Iterable[Any]) -> str:
         v = sorted({int(x) for x in values if x is not None and not pd.isna(x)})
         return "?" if not v else str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"
-    return (f"{span(configs['n'])} repetitions (seeds) per configuration, {span(configs['pairs'])} pairs, "
-            f"{span(configs['epochs'])} epochs")
+    return f"{span(configs['n'])} seeds, {span(configs['pairs'])} pairs, {span(configs['epochs'])} epochs"
+
+
+def protocols(parts: Sequence[tuple[str, str]]) -> str:
+    """(name, protocol) pairs stated once per protocol: "3 seeds …: lenet, resnet; 20 seeds …: best"."""
+    groups: dict[str, list[str]] = {}
+    for name, proto in parts:
+        groups.setdefault(proto, []).append(name)
+    return "; ".join(f"{', '.join(dict.fromkeys(names))}: {proto}" for proto, names in groups.items())
 
 
 def experiment_notes(a: Analysis, configs: pd.DataFrame | None = None) -> list[str]:
     """An experiment's fixed settings, incomplete configurations, missing results and source."""
     exp = a.exp
-    configs = a.configs if configs is None else configs
-    notes = list(exp.notes)
     fixed = exp.meta.get("fixed")
+    notes = list(exp.notes)
     if isinstance(fixed, dict) and fixed:
         notes.append(f"{exp.label} fixed settings: " + ", ".join(f"{k}={fmt_value(v)}" for k, v in fixed.items()))
+    notes += status_notes(a, configs)
+    if exp.source == "epochs.csv":
+        notes.append(f"{exp.label}: read from epochs.csv")
+    return notes
+
+
+def status_notes(a: Analysis, configs: pd.DataFrame | None = None) -> list[str]:
+    """What a reader must not miss even in a short view: incomplete configurations and missing results."""
+    exp = a.exp
+    configs = a.configs if configs is None else configs
+    notes = []
     incomplete = configs[configs["status"] != "complete"]
     for _, r in incomplete.iterrows():
         notes.append(f"{exp.label} [{r['config']}]: {r['status']}")
@@ -146,8 +174,6 @@ def experiment_notes(a: Analysis, configs: pd.DataFrame | None = None) -> list[s
     if expected is not None and expected > len(a.configs):
         notes.append(f"{exp.label}: {len(a.configs)} of {expected} configurations have results "
                      f"({expected - len(a.configs)} without any epoch yet)")
-    if exp.source == "epochs.csv":
-        notes.append(f"{exp.label}: read from epochs.csv")
     return notes
 
 

@@ -7,6 +7,7 @@ from typing import Sequence
 from .. import paper
 from .ablation import PaperAblation, ablation_table, compare_table
 from .analysis import Analysis
+from .findings import findings_table
 from .origin import origin_table
 from .ranking import best_table, ranking_table
 from .honest import honest_tables
@@ -21,9 +22,15 @@ TABLE_IV = PaperAblation("lenet", ("aux_loss", "digit_loss_weight", "side_loss_w
                          "LeNet k=5 + batch norm, Table IV")
 
 
+@register_table("findings")
+def findings(analyses: Sequence[Analysis]) -> Table | None:
+    """First: the study's questions answered, with their uncertainty."""
+    return findings_table(analyses)
+
+
 @register_table("table2_best")
 def table2(analyses: Sequence[Analysis]) -> Table:
-    """Table II first: the summary, beside the paper."""
+    """Then Table II: the summary, beside the paper."""
     return best_table(analyses)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..provenance import relative_to
 from ..results import SEARCH_JSON
-from ..storage import Mirror, archive_remote, fetch_experiment, join
+from ..storage import Mirror, archive_remote, check_writable, fetch_experiment, join
 from .plan import SearchError, SearchPlan
 
 
@@ -42,6 +42,12 @@ def check_storage(plan: SearchPlan, address: str | None) -> None:
         where = f"this Ray cluster has {nodes} nodes" if nodes > 1 else "the trials will run on nodes still to join"
         raise SearchError(f"{where}: pass --storage with a place every node can write, e.g. "
                           f"--storage s3://BUCKET/tune-digits or a folder mounted at the same path on every node")
+
+
+def probe_storage(plan: SearchPlan) -> None:
+    """--storage answers and takes a write (storage.check_writable), checked before Ray and any trial start."""
+    if plan.options.storage:
+        check_writable(plan.options.storage)
 
 
 def _old_layout(plan: SearchPlan) -> set[str]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..results import CONFIG_RENAMES, SEARCH_JSON, ResultsError, read_meta
-from ..storage import normalize
+from ..storage import check_scheme, join, normalize
 from .algorithms import searcher
 from .selection import Algorithm, choose_metric, metric_line, resolve_algorithm
 
@@ -86,6 +86,7 @@ class RunOptions:
     def __post_init__(self):
         _at_least(self, checkpoint_every=1, seeds_per_trial=1)
         if self.storage:  # Ray wants it absolute (trials change their working directory)
+            check_scheme(self.storage)  # here, so that --dry-run catches it (the network is tried at the start)
             object.__setattr__(self, "storage", normalize(self.storage))
         from .tracking import check_trackers
 
@@ -308,6 +309,9 @@ def describe_plan(plan: SearchPlan) -> str:
     opts, res, alg = plan.options, plan.resources, plan.algorithm
     lines = [f"search space: {plan.space.name} ({plan.space.path}), network {plan.network}, stage {plan.stage}",
              f"experiment:   {plan.experiment_dir}"]
+    if opts.storage:  # where the results live: checkpoints and the tables' copy (tune-digits report reads it)
+        lines.append(f"storage:      {join(opts.storage, plan.space.name, plan.name)} (checkpoints and results; "
+                     f"tune-digits report --output {opts.storage})")
     lines += [f"  grid  {key}: {values}" for key, values in plan.grid.items()]
     lines += [f"  fixed {key}: {value}" for key, value in sorted(plan.fixed.items())]
     grouped = (f" runs in {plan.num_trials} trials of up to {opts.seeds_per_trial} seeds"

@@ -18,7 +18,7 @@ from ..provenance import code_version, driver_machine, relative_to, versions
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
 from .algorithms import searcher
 from .checkpoints import states_dir, sweep_temporaries
-from .placement import archive_stored, check_storage, fetch_stored, mirror_for, ray_location
+from .placement import archive_stored, check_storage, fetch_stored, mirror_for, probe_storage, ray_location
 from .plan import Resources, SearchError, SearchPlan, previous_meta
 from .resume import exists, restore
 
@@ -35,9 +35,11 @@ class SearchOutcome:
     resources: Resources = field(default_factory=Resources)  # what each trial got (after a GPU fallback)
 
 
-def _start_ray(address, verbose, num_cpus, num_gpus) -> dict | None:
+def _start_ray(address, verbose, num_cpus, num_gpus, connect_timeout=None) -> dict | None:
     """ray.init's address_info (None when Ray was already running)."""
     import ray
+
+    from .connect import check_answers
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -47,6 +49,7 @@ def _start_ray(address, verbose, num_cpus, num_gpus) -> dict | None:
                   logging_level="INFO" if verbose else "ERROR")
     try:
         if address:
+            check_answers(address, connect_timeout)  # ray.init would wait for minutes on a silent address
             return ray.init(address=address, **kwargs).address_info
         return ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs).address_info
     except ConnectionError as err:
@@ -55,9 +58,9 @@ def _start_ray(address, verbose, num_cpus, num_gpus) -> dict | None:
 
 @contextmanager
 def ray_session(address: str | None = None, verbose: bool = False, num_cpus: int | None = None,
-                num_gpus: int | None = None, record: Path | None = None):
-    """Ray for the block: the cluster at `address`, a running Ray, or a local one started (and shut down
-    after the block) here. A local one is marked and watched (reaper.py): if this process dies hard, its Ray's
+                num_gpus: int | None = None, record: Path | None = None, connect_timeout: float | None = None):
+    """Ray for the block: the cluster at `address` (which must answer within `connect_timeout` seconds:
+    connect.py), a running Ray, or a local one started (and shut down after the block) here. A local one is marked and watched (reaper.py): if this process dies hard, its Ray's
     processes are stopped; `record` names a file that keeps the mark, so that the next run with the same
     `record` stops whatever is still left of it first."""
     import ray
@@ -70,7 +73,7 @@ def ray_session(address: str | None = None, verbose: bool = False, num_cpus: int
     local = not address and not ray.is_initialized()
     watchdog = _mark_local_ray(record) if local else None
     try:
-        started = _start_ray(address, verbose, num_cpus, num_gpus) is not None
+        started = _start_ray(address, verbose, num_cpus, num_gpus, connect_timeout) is not None
     except BaseException:
         _unmark(watchdog, record)
         raise
@@ -134,13 +137,15 @@ def check_gpus(plan: SearchPlan, require_gpu: bool, address: str | None) -> tupl
 
 def run_search(plan: SearchPlan, *, address: str | None = None, restart: bool = False, verbose: bool = False,
                progress: bool = True, data_dir=None, require_gpu: bool = False, num_cpus: int | None = None,
-               num_gpus: int | None = None, command: str = "", echo: Callable[[str], None] = print) -> SearchOutcome:
-    """Run (or resume) the plan's experiment; Ctrl-C stops it with the partial results kept."""
+               num_gpus: int | None = None, connect_timeout: float | None = None, command: str = "",
+               echo: Callable[[str], None] = print) -> SearchOutcome:
+    """Run (or resume) the plan's experiment; Ctrl-C stops it with the partial results kept. `connect_timeout`:
+    how long `address` has to answer (connect.py)."""
     lock = lock_experiment(plan.experiment_dir)
     try:
         return _run_search(plan, address=address, restart=restart, verbose=verbose, progress=progress,
                            data_dir=data_dir, require_gpu=require_gpu, num_cpus=num_cpus, num_gpus=num_gpus,
-                           command=command, echo=echo)
+                           connect_timeout=connect_timeout, command=command, echo=echo)
     finally:
         lock.close()  # releases the lock
 
@@ -167,11 +172,12 @@ def lock_experiment(exp_dir: Path):
 
 
 def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_dir, require_gpu, num_cpus,
-                num_gpus, command, echo) -> SearchOutcome:
+                num_gpus, connect_timeout, command, echo) -> SearchOutcome:
     from ..data import load_mnist14
     from .live import Session, running
 
     exp_dir = plan.experiment_dir
+    probe_storage(plan)  # before Ray starts: a bucket, endpoint or credentials that fail, in one line
     fetch_stored(plan)  # a search started elsewhere (another Ray job's copy of the working dir) resumes
     previous = previous_meta(exp_dir)
     if previous and not restart and previous.get("fingerprint") != plan.fingerprint():
@@ -179,7 +185,8 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
                           f"use --name to start another, or --restart to archive it and start afresh")
     mnist = load_mnist14(data_dir)  # fails here, before Ray starts, on a bad --data-dir
     mirror = None
-    with ray_session(address, verbose, num_cpus, num_gpus, record=exp_dir.parent / f".{exp_dir.name}.ray"):
+    with ray_session(address, verbose, num_cpus, num_gpus, record=exp_dir.parent / f".{exp_dir.name}.ray",
+                     connect_timeout=connect_timeout):
         try:
             plan, note = check_gpus(plan, require_gpu, address)
             check_storage(plan, address)
