@@ -4,7 +4,7 @@ PYTHON ?= python3
 STAMP := $(VENV)/.installed-stamp
 export RAY_USAGE_STATS_ENABLED = 0
 
-.PHONY: demo test
+.PHONY: demo test test-quick
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,16 @@ demo: $(STAMP)
 
 # The test suite (real MNIST, real Ray on 2 CPUs). The HTML report is checked in a real headless browser:
 # Debian's chromium, installed here where missing (CI runs this as root on a fresh machine).
-test: $(STAMP)
+# The suite mostly waits (on Ray's start-up, on trials' processes, on a killed driver's restart), so it runs in
+# TEST_WORKERS parallel pytest workers, more than the 2 cores; the slow tests are handed out first (conftest.py).
+TEST_WORKERS ?= 4
+test: $(STAMP) chromium
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
+
+# The quick loop while working: everything but the end-to-end runs marked slow.
+test-quick: $(STAMP) chromium
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) -m "not slow"
+
+.PHONY: chromium
+chromium:
 	command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
-	$(VENV)/bin/python -m pytest

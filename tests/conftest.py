@@ -14,6 +14,13 @@ MNIST_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first. `make test` spreads the suite over parallel workers (pytest-xdist), which take
+    tests in this order: a long end-to-end run started last would be the whole suite's tail, while the
+    hundreds of short tests fill in around the long ones. Otherwise the order is the files' (stable sort)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(monkeypatch):
     """A user's $TUNE_DIGITS_DATA_DIR must not leak into tests that expect the embedded digits."""

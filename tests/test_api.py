@@ -42,6 +42,7 @@ def test_report_tables_are_the_files_data():
     assert len(ranking) == 16 and {"test_error_mean", "p_vs_best", "ci_low"} <= set(ranking.columns)
 
 
+@pytest.mark.slow
 def test_readme_snippet_runs(tmp_path, monkeypatch, ray_tmpdir):
     snippet = re.search(r"## Use from Python\n.*?```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     shutil.copytree(ROOT / "reference", tmp_path / "reference", ignore=shutil.ignore_patterns("report", ".*"))

@@ -136,6 +136,7 @@ fixed:
     return load_space(str(path))
 
 
+@pytest.mark.slow
 def test_random_search_samples_distributions(tmp_path, ray_2cpus):
     from tune_digits.search import Algorithm, Sizes, plan_search, run_search
 

@@ -95,6 +95,7 @@ def last_progress(driver: Driver) -> str:
     return [line for line in driver.err.read_text().splitlines() if line.startswith("[linear/")][-1]
 
 
+@pytest.mark.slow
 def test_killed_driver_and_worker_resume_to_the_uninterrupted_numbers(tmp_path, ray_tmpdir, hang_guard):
     hang_guard(540)
     total = TRIALS * EPOCHS

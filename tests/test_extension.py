@@ -78,6 +78,7 @@ def test_dry_run(tiny, tmp_path):
     assert "network tiny" in result.output and "2 configuration(s)" in result.output
 
 
+@pytest.mark.slow
 def test_one_trial_search_and_report(tiny, tmp_path, ray_tmpdir, hang_guard):
     hang_guard()
     out = tmp_path / "out"

@@ -30,6 +30,7 @@ def report(clone: Path, monkeypatch, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_default_report_is_short_and_leads_with_the_findings(clone, monkeypatch):
     text = report(clone, monkeypatch)
     lines = text.splitlines()

@@ -75,6 +75,7 @@ def test_hyperband_stops_poor_trials(tmp_path, trial_rows):
     assert lengths == [1, 1, 3, 3, 3]
 
 
+@pytest.mark.slow
 def test_population_based_training_exploits_and_mutates(tmp_path, trial_rows):
     """Synchronous PBT with all four trials at once (half a CPU each): every trial waits at epoch 1 until all
     four are there, then the bottom two continue from a top trial's checkpoint with lr mutated. That happens
@@ -124,6 +125,7 @@ def event_scalars(path: Path) -> dict[str, list[int]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # SQLAlchemy, inside MLflow's store
 def test_trackers_record_each_run_tagged_with_its_configuration(tmp_path, monkeypatch):
     """--log tensorboard --log mlflow --log wandb on one configuration × 2 seeds (a grid runs one trial per

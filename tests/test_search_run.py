@@ -73,6 +73,7 @@ class TestLocalRay:
         yield
         faults.allow(0)
 
+    @pytest.mark.slow
     def test_tiny_grid_end_to_end(self, tmp_path, trial_rows):
         plan = make_plan(tmp_path, "lenet", LENET_TWO)
         outcome = run_search(plan, progress=False, echo=lambda _: None)
@@ -124,6 +125,7 @@ class TestLocalRay:
 
         assert "kernel_size" in top_configurations(exp, "lenet")
 
+    @pytest.mark.slow
     def test_grouped_trials_write_what_one_seed_per_trial_writes(self, tmp_path, trial_rows):
         """--seeds-per-trial 2: half the Ray trials, each seed's rows identical to its own trial's."""
         def by_run(exp):
@@ -146,6 +148,7 @@ class TestLocalRay:
 
         assert " 2 " in top_configurations(grouped.experiment_dir, "lenet")  # n = 2 seeds per configuration
 
+    @pytest.mark.slow
     def test_vectorized_grouped_trial_resumes_after_a_crash(self, tmp_path, faults, trial_rows):
         """A vectorized trial holding FAULT_SEED crashes in epoch 2 and is retried from its epoch-1 checkpoint:
         every seed ends with each epoch once, with the numbers of a run that never crashed."""
@@ -168,6 +171,7 @@ class TestLocalRay:
             assert [{**r, "trial_id": 0} for r in untimed(rows)] == \
                 [{**r, "trial_id": 0} for r in untimed(expected[key])], key
 
+    @pytest.mark.slow
     def test_reproduce_groups_seeds_and_resumes(self, tmp_path, monkeypatch, trial_rows):
         """The protocol end to end on a tiny profile: screen (seeds grouped in pairs: 2 configurations × 4
         seeds on 2 CPUs), the screen's best to the final stage, the report; a rerun resumes, trains nothing."""
@@ -273,6 +277,7 @@ class TestLocalRay:
         assert "Traceback" not in result.output
         assert not (tmp_path / "linear" / "insist").exists()
 
+    @pytest.mark.slow
     def test_interrupted_search_resumes_without_rerunning_finished_trials(self, tmp_path, trial_rows):
         plan = make_plan(tmp_path, max_concurrent=1)  # 4 trials, one at a time
         exp = plan.experiment_dir
@@ -330,6 +335,7 @@ class TestLocalRay:
             assert untimed(after[t][:len(rows)]) == untimed(rows), t
         assert len(list(csv.DictReader((exp / "epochs.csv").open()))) == 8
 
+    @pytest.mark.slow
     def test_sparse_checkpoints_resume_from_the_last_one_saved(self, tmp_path, faults, trial_rows):
         """--checkpoint-every 2 with 3 epochs: only epochs 2 and 3 (the last) are checkpointed. A trial that
         crashes in epoch 2 has no checkpoint yet, restarts from scratch and re-reports epoch 1, counted once."""
@@ -349,6 +355,7 @@ class TestLocalRay:
         assert all([r["epoch"] for r in p["reports"]] == [1, 2, 3] for p in payloads)
         assert not list(plan.experiment_dir.glob("ray/*/checkpoint_*"))
 
+    @pytest.mark.slow
     def test_trials_continue_from_their_own_checkpoints_when_tunes_state_is_lost(self, tmp_path, trial_rows):
         """A driver killed before Tune first saved its state leaves trials Tune does not know: the rerun starts
         them again under new ids, each continues from its run's checkpoint (here the last epoch's: nothing to
@@ -450,6 +457,7 @@ def fake_gpu_ray(ray_tmpdir, faults):
 
 @pytest.mark.usefixtures("fake_gpu_ray")
 class TestFractionalGpu:
+    @pytest.mark.slow
     def test_quarter_gpu_trials_run_four_at_a_time(self, tmp_path, trial_rows, overlap):
         # One configuration × 5 seeds: five trials, more than one GPU holds at 0.25 each.
         plan = make_plan(tmp_path, overrides={**LINEAR_TWO, "nodes": [16]}, reps=5, cpus_per_trial=0.5,

@@ -35,6 +35,7 @@ def tune_digits(target: Path, cwd: Path, *args: str) -> subprocess.CompletedProc
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_installed_wheel_runs_from_another_folder(installed: Path, tmp_path: Path, ray_tmpdir) -> None:
     where = tune_digits(installed, tmp_path, "spaces")
     assert where.returncode == 0, where.stderr
