@@ -120,10 +120,20 @@ def _tagged_mlflow():
 
 
 def _tagged_wandb():
-    from ray.air.integrations.wandb import WandbLoggerCallback
+    from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
+
+    class FlushingActor(_WandbLoggingActor):
+        def run(self):
+            super().run()
+            # Ray kills this actor as soon as run() returns, and W&B's service process dies with it; on a
+            # loaded machine `finish()` had returned before that process wrote the run's last records (an
+            # offline run was left without its metrics). teardown() waits for it to finish writing.
+            self._wandb.teardown()
 
     class TaggedWandb(WandbLoggerCallback):
         """Ray's W&B callback: a configuration's runs in one group (its id), tagged with their seeds."""
+
+        _logger_actor_cls = FlushingActor
 
         def _start_logging_actor(self, trial, exclude_results, **init_kwargs):
             tags = run_tags(trial.config)
