@@ -56,7 +56,7 @@ _FAULT_SLOTS = 20
 
 
 class Faults:
-    """Drives the trials' fault hook (tune_digits.search.faults.maybe_fail) from the test process.
+    """Drives the trials' fault hook (tune_digits.tuning.faults.maybe_fail) from the test process.
 
     Ray workers get TUNE_DIGITS_FAULT once, when Ray starts (`env()` goes into ray.init's runtime_env); what
     varies per test is the budget: `allow(n)` lets exactly n more failures happen, because each failure
@@ -67,7 +67,7 @@ class Faults:
         self.allow(0)
 
     def env(self, delay: float | None = None) -> dict:
-        from tune_digits.search import DELAY_ENV, FAULT_ENV
+        from tune_digits.tuning import DELAY_ENV, FAULT_ENV
 
         env = {FAULT_ENV: f"seed={FAULT_SEED},epoch=2,times={_FAULT_SLOTS},marker={self.marker}"}
         if delay:

@@ -137,7 +137,7 @@ fixed:
 
 
 def test_random_search_samples_distributions(tmp_path, ray_2cpus):
-    from tune_digits.search import Algorithm, Sizes, plan_search, run_search
+    from tune_digits.tuning import Algorithm, Sizes, plan_search, run_search
 
     space = _tiny_space(tmp_path, "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n  dropout: [true, false]\n")
     plan = plan_search(space, output=tmp_path / "out", sizes=Sizes(pairs=20, reps=3, epochs=1),
@@ -155,7 +155,7 @@ def test_random_search_samples_distributions(tmp_path, ray_2cpus):
 
 
 def test_asha_stops_poor_trials_early_on_the_validation_metric(tmp_path, ray_2cpus):
-    from tune_digits.search import Algorithm, Sizes, plan_search, run_search
+    from tune_digits.tuning import Algorithm, Sizes, plan_search, run_search
 
     space = _tiny_space(tmp_path, "  lr: [1.0e-6, 1.0e-5, 1.0e-3, 3.0e-3]\n", fixed_extra="  val_fraction: 0.25\n")
     plan = plan_search(space, output=tmp_path / "out", sizes=Sizes(pairs=40, reps=1, epochs=8),

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from tune_digits.results import count_rows
-from tune_digits.search import DELAY_ENV, PAUSE_ENV
-from tune_digits.search.reaper import marked_processes
+from tune_digits.tuning import DELAY_ENV, PAUSE_ENV
+from tune_digits.tuning.reaper import marked_processes
 
 EPOCHS, TRIALS = 4, 4  # 2 configurations × 2 seeds
 ARGS = ["search", "linear", "--pairs", "40", "--epochs", str(EPOCHS), "--reps", "2", "--set", "nodes=[16, 32]",

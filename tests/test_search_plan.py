@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from tune_digits.cli import main, search as search_command
 from tune_digits.results import ROW_HEAD
-from tune_digits.search import (
+from tune_digits.tuning import (
     SCHEDULERS, SEARCHERS, Algorithm, Resources, RunOptions, SearchError, Sizes, auto_seeds_per_trial, describe_plan,
     plan_search, register_scheduler, register_searcher,
 )
@@ -152,7 +152,7 @@ def test_a_registered_searcher_and_scheduler_are_usable_in_a_plan(tmp_path, regi
     from ray.tune.schedulers import FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
 
-    from tune_digits.search.algorithms import param_space, tune_config
+    from tune_digits.tuning.algorithms import param_space, tune_config
 
     made = {}
 
@@ -182,7 +182,7 @@ def test_a_registered_searcher_and_scheduler_are_usable_in_a_plan(tmp_path, regi
 
 
 def test_grid_crosses_its_lists_and_unknown_names_list_the_registry(tmp_path):
-    from tune_digits.search.algorithms import param_space, tune_config
+    from tune_digits.tuning.algorithms import param_space, tune_config
 
     plan = make_plan(tmp_path)
     assert param_space(plan)["nodes"] == {"grid_search": [16, 32]}
@@ -200,7 +200,7 @@ def test_grid_crosses_its_lists_and_unknown_names_list_the_registry(tmp_path):
 
 def test_cli_and_planning_import_neither_torch_nor_ray():
     """`--help` and a dry run's planning stay fast: Ray comes only with a run, torch only with a space."""
-    code = ("import sys, tune_digits.cli, tune_digits.search, tune_digits.search.algorithms; "
+    code = ("import sys, tune_digits.cli, tune_digits.tuning, tune_digits.tuning.algorithms; "
             "assert 'torch' not in sys.modules and 'ray' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -208,9 +208,9 @@ def test_cli_and_planning_import_neither_torch_nor_ray():
 def test_callbacks_pickle_as_their_experiment_folder(tmp_path):
     """Tune pickles the callbacks with the experiment and restores those copies: they carry only the folder
     and find the running search's session through it (also after the folder moved)."""
-    from tune_digits.search.live import Session, running, session_for
-    from tune_digits.search.progress import Progress
-    from tune_digits.search.writer import ResultWriter
+    from tune_digits.tuning.live import Session, running, session_for
+    from tune_digits.tuning.progress import Progress
+    from tune_digits.tuning.writer import ResultWriter
 
     plan = make_plan(tmp_path)
     session = Session(plan, {"trials": {}})

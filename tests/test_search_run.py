@@ -21,7 +21,7 @@ from conftest import FAULT_SEED, ROOT
 from test_search_plan import LENET_TWO, LINEAR_TWO, make_plan, snapshot
 from tune_digits.cli import main
 from tune_digits.results import FORMAT_VERSION, ROW_HEAD
-from tune_digits.search import SearchError, run_search
+from tune_digits.tuning import SearchError, run_search
 
 
 def statuses(experiment_dir: Path) -> dict[str, str]:
@@ -198,7 +198,7 @@ class TestLocalRay:
         time, draws 3 configurations of one seed."""
         from ray.tune.search import BasicVariantGenerator
 
-        from tune_digits.search import SEARCHERS, register_searcher
+        from tune_digits.tuning import SEARCHERS, register_searcher
 
         @register_searcher("one_at_a_time")
         def one_at_a_time(plan):

@@ -16,7 +16,7 @@ from tune_digits import storage
 from tune_digits.report.load import load_experiment
 from tune_digits.report.run import _report_remote
 from tune_digits.results import move_rows, write_epochs_csv
-from tune_digits.search import RunOptions
+from tune_digits.tuning import RunOptions
 
 
 def files(folder: Path) -> dict[str, bytes]:

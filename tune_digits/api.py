@@ -26,7 +26,7 @@ def search(space: str, stage: str | None = None, *, output: str | Path = "output
 
     `space` is a space's name or a .yaml path; `overrides` are `--set` values (a list replaces a grid axis).
     The frame's `attrs` hold the experiment's folder and the outcome (trials finished, failed, interrupted)."""
-    from .search import Algorithm, Resources, RunOptions, Sizes, run_search
+    from .tuning import Algorithm, Resources, RunOptions, Sizes, run_search
 
     plan = plan_space(space, stage, output=output, name=name, overrides=overrides, spaces_dir=spaces_dir,
                       sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
@@ -49,7 +49,7 @@ def plan_space(space: str, stage: str | None = None, *, output: str | Path = "ou
                overrides: dict[str, Any] | None = None, spaces_dir: str | Path | None = None, **groups: Any):
     """The SearchPlan of `tune-digits search` and `search()`: the space found by name or path, `--set` values
     applied, the screen's winner for a final stage; `groups` are plan_search's option groups (sizes, …)."""
-    from .search import plan_search
+    from .tuning import plan_search
     from .spaces import apply_overrides, load_space
 
     loaded = load_space(space, spaces_dir)

@@ -8,9 +8,9 @@ import rich_click as click  # click, with help in panels
 from .cli_options import (EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_INTERRUPTED, SEARCH_PANELS, cluster_options,
                           option_panels)
 from .errors import UserError
-from .search.algorithms import SCHEDULERS, SEARCHERS, help_text
-from .search.selection import METRICS
-from .search.tracking import TRACKERS
+from .tuning.algorithms import SCHEDULERS, SEARCHERS, help_text
+from .tuning.selection import METRICS
+from .tuning.tracking import TRACKERS
 
 DATA_DIR_HELP = ("Folder with the four official MNIST IDX files (gzip or plain) to use instead of the "
                  "embedded copy.")
@@ -249,7 +249,7 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, seeds
     """
     from .api import plan_space
     from .provenance import command_line
-    from .search import Algorithm, Sizes, describe_plan, run_search
+    from .tuning import Algorithm, Sizes, describe_plan, run_search
 
     plan = plan_space(space_name, stage, output=output, name=name, overrides=parse_option_values(settings),
                       spaces_dir=spaces_dir, sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),

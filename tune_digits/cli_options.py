@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import rich_click as click
 
-from .search.plan import Resources, RunOptions
+from .tuning.plan import Resources, RunOptions
 
 # Exit statuses of `search` and `reproduce` (README, "Exit statuses"): finished, bad input, failed trials,
 # interrupted (128 + SIGINT, as shells report a Ctrl-C).

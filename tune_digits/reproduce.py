@@ -2,7 +2,7 @@
 
 screen (every combination, 350 pairs) → best combination per network → final (1,000 pairs × 20 seeds ×
 25 epochs) → report. `--quick` runs the same steps scaled down to a few minutes on 2 CPU cores. Like the
-CLI, this module sits above `search` and `report` and joins them; neither imports it.
+CLI, this module sits above `tuning` and `report` and joins them; neither imports it.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from .report import best_configuration, run_report
-from .search import (Resources, RunOptions, SearchOutcome, Sizes, auto_seeds_per_trial, plan_search,
+from .tuning import (Resources, RunOptions, SearchOutcome, Sizes, auto_seeds_per_trial, plan_search,
                      previous_meta, ray_session, run_search, trial_slots)
 from .spaces import Space, apply_overrides, load_space
 from .storage import check_writable

@@ -1,4 +1,4 @@
-"""The on-disk results format, and its only owner: `search` writes through this module, `report` reads
+"""The on-disk results format, and its only owner: a search (tuning/) writes through this module, `report` reads
 through it, test fixtures build result sets with it. Standard library only: no torch, no Ray, no pandas.
 
 One experiment is a folder `OUTPUT/<space>/<name>/` (outputs/README.md):

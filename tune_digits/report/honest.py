@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paper, results
+from ..errors import UserError
 from .analysis import KEY, Analysis, by_space
 from .load import value_order
 from .stats import mean_std
@@ -75,8 +76,7 @@ def parameters(a: Analysis, config: str) -> int | None:
     """The trained parameters of one configuration of an experiment (every ensemble member), from the typed
     config search.json records for one of its trials; None when that does not make a model (no config recorded,
     a network this process does not know)."""
-    from ..errors import UserError
-    from ..train import TrainConfig, parameter_count
+    from ..train import TrainConfig, parameter_count  # torch, only for the configurations shown
 
     trial_id = a.exp.rows.loc[a.exp.rows["config"] == config, "trial_id"].iloc[0]
     recorded = results.trial_config(a.exp.meta.get("trials", {}).get(trial_id))

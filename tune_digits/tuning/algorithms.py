@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..errors import SearchError
+
 if TYPE_CHECKING:
     from .plan import SearchPlan
 
@@ -70,8 +72,6 @@ def scheduler(name: str) -> AlgorithmSpec:
 
 def _lookup(table: dict[str, AlgorithmSpec], kind: str, name: str) -> AlgorithmSpec:
     if name not in table:
-        from .plan import SearchError
-
         raise SearchError(f"unknown {kind} '{name}'; use one of {', '.join(table)}")
     return table[name]
 
@@ -81,8 +81,6 @@ def check_package(spec: AlgorithmSpec, option: str) -> None:
     import importlib.util
 
     if spec.package and importlib.util.find_spec(spec.package) is None:
-        from .plan import SearchError
-
         raise SearchError(f"{option} {spec.name} needs {spec.package}: pip install -c constraints.txt "
                           f"'tune-digits[{spec.package}]'")
 

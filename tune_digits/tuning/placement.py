@@ -7,7 +7,8 @@ from __future__ import annotations
 from ..provenance import relative_to
 from ..results import SEARCH_JSON
 from ..storage import Mirror, archive_remote, check_writable, fetch_experiment, join
-from .plan import SearchError, SearchPlan
+from ..errors import SearchError
+from .plan import SearchPlan
 
 
 def stored(plan: SearchPlan) -> str:

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from ..errors import SearchError
+
 if TYPE_CHECKING:
     from .plan import SearchPlan
 
@@ -41,8 +43,6 @@ def register_tracker(name: str, package: str):
 
 def check_trackers(names) -> None:
     """At plan time: each name is a tracker, and its package is installed (else the extra to install)."""
-    from .plan import SearchError
-
     for name in names:
         if name not in TRACKERS:
             raise SearchError(f"unknown --log '{name}'; use one of {', '.join(TRACKERS)}")

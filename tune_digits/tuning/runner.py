@@ -14,13 +14,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from ..errors import SearchError
 from ..provenance import code_version, driver_machine, relative_to, versions
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
-from .algorithms import searcher
+from ..storage import filesystem, join
+from .algorithms import param_space, scheduler, searcher, tune_config
 from .checkpoints import states_dir, sweep_temporaries
+from .connect import check_answers
 from .placement import archive_stored, check_storage, fetch_stored, mirror_for, probe_storage, ray_location
-from .plan import Resources, SearchError, SearchPlan, previous_meta
+from .plan import Resources, SearchPlan, previous_meta
+from .reaper import OWNER_ENV, Watchdog, new_token, stop_marked
 from .resume import exists, restore
+from .tracking import callbacks as trackers
+from .trainable import run_trial, ship_network
 
 
 @dataclass
@@ -38,8 +44,6 @@ class SearchOutcome:
 def _start_ray(address, verbose, num_cpus, num_gpus, connect_timeout=None) -> dict | None:
     """ray.init's address_info (None when Ray was already running)."""
     import ray
-
-    from .connect import check_answers
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -65,8 +69,6 @@ def ray_session(address: str | None = None, verbose: bool = False, num_cpus: int
     `record` stops whatever is still left of it first."""
     import ray
 
-    from .reaper import OWNER_ENV, stop_marked
-
     if record is not None and record.exists():
         stop_marked(record.read_text().strip())
         record.unlink()
@@ -90,8 +92,6 @@ def ray_session(address: str | None = None, verbose: bool = False, num_cpus: int
 def _mark_local_ray(record: Path | None):
     """Mark the local Ray about to start (reaper.py) and start its watchdog first, so that even a driver
     killed while Ray starts leaves nothing behind."""
-    from .reaper import OWNER_ENV, Watchdog, new_token
-
     token = new_token()
     watchdog = Watchdog(token)
     os.environ[OWNER_ENV] = token  # inherited by every process of the Ray started now, and only by them
@@ -231,8 +231,6 @@ def _note_trackers(plan: SearchPlan, meta: dict, resumed: bool, echo) -> None:
 
 def _sweep(ray_path: str, states: str, echo) -> None:
     """Before a resumed search's trials start: remove the half-written checkpoint files its killed trials left."""
-    from ..storage import filesystem, join
-
     fs, folder = filesystem(join(ray_path, states))
     removed = sweep_temporaries(fs, folder)
     if removed:
@@ -295,10 +293,7 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
     session through the experiment's folder (live.py), so nothing of the restored run config needs replacing."""
     from ray import tune
 
-    from .algorithms import param_space, scheduler, tune_config
-    from .progress import Progress
-    from .tracking import callbacks as trackers
-    from .trainable import run_trial, ship_network
+    from .progress import Progress  # progress and writer are Ray callbacks: they import ray
     from .writer import ResultWriter
 
     exploits = scheduler(plan.algorithm.scheduler).exploits
