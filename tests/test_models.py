@@ -223,7 +223,7 @@ def test_prediction_rules():
 
 
 @pytest.mark.parametrize("network,options,fragment", [
-    ("vgg", {}, "known: linear, lenet, resnet, alexnet"),
+    ("vgg", {}, "use one of linear, lenet, resnet, alexnet"),
     ("lenet", {"kernel_size": 7}, "kernel_size"),
     ("resnet", {"kernel_size": 4}, "kernel_size"),
     ("resnet", {"blocks": 0}, "blocks"),

@@ -108,3 +108,27 @@ def test_a_search_started_before_the_rename_still_unpickles():
     with old_module_names():
         assert pickle.loads(old) is writer.ResultWriter
     assert "tune_digits.search" not in sys.modules
+
+
+def test_one_registry_type_with_one_duplicate_rule_and_one_unknown_error():
+    import pytest
+
+    from tune_digits.errors import SearchError, UserError
+    from tune_digits.models import NETWORKS
+    from tune_digits.registry import Registry
+    from tune_digits.report.table import TABLES
+    from tune_digits.tuning import SCHEDULERS, SEARCHERS
+    from tune_digits.tuning.tracking import TRACKERS
+
+    assert all(isinstance(r, Registry) for r in (NETWORKS, SEARCHERS, SCHEDULERS, TRACKERS, TABLES))
+    colours = Registry("colour", SearchError, order=sorted)
+    colours.register("red", 1)
+    colours.register("blue", 2)
+    assert colours.names() == ["blue", "red"] and colours.get("red") == 1 and "blue" in colours
+    with pytest.raises(ValueError, match="colour 'red' is already registered"):
+        colours.register("red", 3)
+    with pytest.raises(SearchError, match="unknown colour 'green'; use one of blue, red"):
+        colours.get("green")
+    with pytest.raises(UserError):
+        colours.get("green", error=UserError)
+    assert colours.pop("red") == 1 and colours.names() == ["blue"]

@@ -12,7 +12,7 @@ import torch
 
 from ..data import SPLIT_SIZES, STANDARDISE
 from ..errors import UserError
-from ..models import count_parameters, create_ensemble, create_model, list_models, model_options, train_defaults
+from ..models import NETWORKS, count_parameters, create_ensemble, create_model, model_options, train_defaults
 from ..results import CONFIG_RENAMES
 
 OPTIMIZERS = ("sgd", "adam")
@@ -66,8 +66,7 @@ class TrainConfig:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.network not in list_models():
-            raise ConfigError(f"unknown network '{self.network}'; known: {', '.join(list_models())}")
+        NETWORKS.get(self.network, error=ConfigError)  # an unknown one fails with the known ones
         for name, value in vars(self).items():
             expected = _FIELD_TYPES.get(name)
             if value is not None and expected and not (isinstance(value, expected) and

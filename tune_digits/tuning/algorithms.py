@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import SearchError
+from ..registry import Registry
 
 if TYPE_CHECKING:
     from .plan import SearchPlan
@@ -35,8 +36,8 @@ class AlgorithmSpec:
     seeded: bool = False  # (searchers) its draws are seeded by the plan's first seed (search.json: searcher_seed)
 
 
-SEARCHERS: dict[str, AlgorithmSpec] = {}
-SCHEDULERS: dict[str, AlgorithmSpec] = {}
+SEARCHERS: Registry[AlgorithmSpec] = Registry("search", SearchError)
+SCHEDULERS: Registry[AlgorithmSpec] = Registry("scheduler", SearchError)
 
 
 def register_searcher(name: str, *, exhaustive: bool = False, needs_metric: bool = False, package: str | None = None,
@@ -54,26 +55,20 @@ def register_scheduler(name: str, *, stops_early: bool = False, needs_metric: bo
                      needs_axis=needs_axis, exploits=exploits)
 
 
-def _register(table: dict[str, AlgorithmSpec], name: str, **flags):
+def _register(table: Registry[AlgorithmSpec], name: str, **flags):
     def wrap(make):
         doc = (make.__doc__ or "").strip().splitlines()
-        table[name] = AlgorithmSpec(name, make, doc[0] if doc else "", **flags)
+        table.register(name, AlgorithmSpec(name, make, doc[0] if doc else "", **flags))
         return make
     return wrap
 
 
 def searcher(name: str) -> AlgorithmSpec:
-    return _lookup(SEARCHERS, "search", name)
+    return SEARCHERS.get(name)
 
 
 def scheduler(name: str) -> AlgorithmSpec:
-    return _lookup(SCHEDULERS, "scheduler", name)
-
-
-def _lookup(table: dict[str, AlgorithmSpec], kind: str, name: str) -> AlgorithmSpec:
-    if name not in table:
-        raise SearchError(f"unknown {kind} '{name}'; use one of {', '.join(table)}")
-    return table[name]
+    return SCHEDULERS.get(name)
 
 
 def check_package(spec: AlgorithmSpec, option: str) -> None:
@@ -85,7 +80,7 @@ def check_package(spec: AlgorithmSpec, option: str) -> None:
                           f"'tune-digits[{spec.package}]'")
 
 
-def help_text(table: dict[str, AlgorithmSpec]) -> str:
+def help_text(table: Registry[AlgorithmSpec]) -> str:
     """`name: description` of each entry, for the CLI's help."""
     return " ".join(f"{spec.name}: {spec.description}." for spec in table.values())
 
