@@ -261,10 +261,8 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, seeds
         click.echo(f"warning: {warning}", err=True)
     if dry_run:
         return
-    outcome = run_search(plan, address=cluster.address, restart=restart, verbose=verbose, data_dir=data_dir,
-                         require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus,
-                         connect_timeout=cluster.connect_timeout, command=command_line(),
-                         echo=lambda line: click.echo(line, err=True))
+    outcome = run_search(plan, cluster.launch(restart=restart, verbose=verbose, data_dir=data_dir,
+                                              command=command_line(), echo=lambda line: click.echo(line, err=True)))
     _summarise(outcome, plan.space.name, output)
 
 
@@ -331,10 +329,9 @@ def reproduce(quick, output, only, fmt, data_dir, precision, verbose, cluster):
         raise UserError(f"--only {unknown[0]}: not one of the paper's networks ({', '.join(networks)})")
     output = output or ("outputs/quick" if quick else "outputs")
     outcomes = run(output, spaces=list(only) or networks, quick=quick, resources=cluster.resources,
-                   options=cluster.run_options(checkpoint_every=CHECKPOINT_EVERY), address=cluster.address,
-                   require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, data_dir=data_dir, verbose=verbose,
-                   fmt=fmt, precision=precision, command=command_line(), connect_timeout=cluster.connect_timeout,
-                   echo=lambda line: click.echo(line, err=True))
+                   options=cluster.run_options(checkpoint_every=CHECKPOINT_EVERY), fmt=fmt, precision=precision,
+                   launch=cluster.launch(data_dir=data_dir, verbose=verbose, command=command_line(),
+                                         echo=lambda line: click.echo(line, err=True)))
     if outcomes and outcomes[-1].interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if any(o.failed for o in outcomes):
