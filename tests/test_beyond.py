@@ -163,7 +163,7 @@ def test_asha_stops_poor_trials_early_on_the_validation_metric(tmp_path, ray_2cp
     assert plan.metric == "val_error"
     outcome = run_search(plan, progress=False)
     assert outcome.failed == 0
-    from conftest import read_trial_rows
+    from helpers import read_trial_rows
 
     epochs = sorted(len(rows) for rows in read_trial_rows(outcome.experiment_dir).values())
     assert epochs[0] < 8 and epochs[-1] == 8  # some stopped early, the best ran to the end

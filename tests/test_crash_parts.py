@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from test_search_plan import make_plan
+from helpers import make_plan
 from tune_digits.results import append_rows, count_rows
 from tune_digits.tuning.checkpoints import RunStore, run_key, sweep_temporaries
 from tune_digits.tuning.progress import progress_line

@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import FAULT_SEED, read_trial_rows, trial_intervals, max_overlap
+from helpers import FAULT_SEED, check_complete, make_plan, max_overlap, read_trial_rows, statuses, trial_intervals
 from s3_server import s3_environment
 from tune_digits.cli import main
 from tune_digits.tuning import DELAY_ENV, run_search
-from test_search_plan import make_plan
-from test_search_run import check_complete, statuses
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_search_plan import make_plan
+from helpers import make_plan
 from tune_digits.tuning import run_search, tracking
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from test_search_plan import LINEAR_TWO, make_plan
+from helpers import LINEAR_TWO, make_plan
 from tune_digits.cli import main
 from tune_digits.tuning import SearchError, describe_plan, plan_search
 from tune_digits.tuning.trainable import _newest

@@ -7,41 +7,18 @@ import pickle
 import re
 import subprocess
 import sys
-from dataclasses import fields
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from helpers import LENET_TWO, make_plan, snapshot
 from tune_digits.cli import main, search as search_command
 from tune_digits.results import ROW_HEAD
 from tune_digits.tuning import (
-    SCHEDULERS, SEARCHERS, Algorithm, Resources, RunOptions, SearchError, Sizes, auto_seeds_per_trial, describe_plan,
+    SCHEDULERS, SEARCHERS, Algorithm, RunOptions, SearchError, Sizes, auto_seeds_per_trial, describe_plan,
     plan_search, register_scheduler, register_searcher,
 )
 from tune_digits.spaces import apply_overrides, load_space
-
-# Two LeNet configurations and two linear ones (× 2 seeds): the fastest real trials.
-LENET_TWO = {"kernel_size": [3, 5], "batch_norm": True, "dropout": False, "aux_loss": True}
-LINEAR_TWO = {"nodes": [16, 32], "layers": 1, "dropout": False}
-OPTION_GROUPS = {"sizes": Sizes, "algorithm": Algorithm, "resources": Resources, "options": RunOptions}
-
-
-def make_plan(output: Path, space: str = "linear", overrides=None, *, stage=None, name="t", **options):
-    """A tiny search's plan (20 pairs, 2 seeds, 2 epochs); other options by their field name (reps=3,
-    max_failures=0, search="random", ...), each put in its group."""
-    loaded = apply_overrides(load_space(space), LINEAR_TWO if overrides is None else overrides)
-    values = {"pairs": 20, "reps": 2, "epochs": 2, **options}
-    groups = {key: cls(**{f.name: values.pop(f.name) for f in fields(cls) if f.name in values})
-              for key, cls in OPTION_GROUPS.items()}
-    assert not values, f"not a plan option: {sorted(values)}"
-    return plan_search(loaded, stage=stage, name=name, output=output, **groups)
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file under a folder with its mtime and bytes: to prove nothing was touched."""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # ---------------------------------------------------------------------------------------------------

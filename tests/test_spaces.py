@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from helpers import ROOT
 from tune_digits.errors import UserError
 from tune_digits.spaces import SPACES_DIR, SpaceError, apply_overrides, list_spaces, load_space, parse_space
 

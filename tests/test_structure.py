@@ -132,3 +132,16 @@ def test_one_registry_type_with_one_duplicate_rule_and_one_unknown_error():
     with pytest.raises(UserError):
         colours.get("green", error=UserError)
     assert colours.pop("red") == 1 and colours.names() == ["blue"]
+
+
+def test_no_test_module_imports_another_or_conftest():
+    """What tests share lives in tests/helpers.py (or a fixture in conftest.py), so a test module can change alone."""
+    imports = {}
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            bad = [n for n in names if n.startswith("test_") or n == "conftest"]
+            if bad:
+                imports[path.name] = bad
+    assert imports == {}
