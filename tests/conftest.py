@@ -36,7 +36,7 @@ def mnist_raw() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Real-Ray tests (tests/test_search_run.py, tests/test_scaleout.py): small, on 2 CPUs, offline (SPEC §8).
+# Real-Ray tests (tests/test_search_run.py, tests/test_scaleout.py): small, on 2 CPUs, offline (docs/protocol.md §8: no usage stats, no dashboard, no auth).
 # Ray reads these when it is first imported, so they are set here, before any test module imports it.
 import os  # noqa: E402
 import shutil  # noqa: E402

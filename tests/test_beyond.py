@@ -1,4 +1,4 @@
-"""Beyond the paper (issue 7): pair strategies, re-pairing, shift augmentation, validation split, the
+"""Beyond the paper: pair strategies, re-pairing, shift augmentation, validation split, the
 shipped studies, and searches beyond the grid (random sampling, ASHA, Optuna) on a real local Ray."""
 from __future__ import annotations
 

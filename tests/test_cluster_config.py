@@ -1,5 +1,5 @@
 """The shipped cluster files, checked offline: Ray's own schema and config validation, and the security
-and install promises their comments make (issue 5). tests/test_ray_up.py brings one up for real."""
+and install promises their comments make. tests/test_ray_up.py brings one up for real."""
 from __future__ import annotations
 
 import copy

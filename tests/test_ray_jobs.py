@@ -1,4 +1,4 @@
-"""Ray Jobs end to end (issue 15): the README's `ray job submit --working-dir . -- tune-digits search …` against
+"""Ray Jobs end to end: the README's `ray job submit --working-dir . -- tune-digits search …` against
 a Ray head this test starts itself, then `tune-digits report --output <storage>` on the results.
 
 The head is the test's own: `ray start --head` with a temporary folder of its own and free ports (GCS, the

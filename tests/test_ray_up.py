@@ -1,4 +1,4 @@
-"""`ray up` for real (issue 8): the on-prem cluster file against an SSH node on loopback, token auth on.
+"""`ray up` for real: the on-prem cluster file against an SSH node on loopback, token auth on.
 
 The node is this machine, reached through an sshd of the test's own (127.0.0.1, a free port, its own host
 key and config in a temporary folder) as a throwaway user. The user is what keeps the test from touching

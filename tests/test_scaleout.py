@@ -1,4 +1,4 @@
-"""Scale-out (issue 5) on one machine: a 2-node Ray cluster (ray.cluster_utils.Cluster, 1 fake GPU per node)
+"""Scale-out on one machine: a 2-node Ray cluster (ray.cluster_utils.Cluster, 1 fake GPU per node)
 runs a search across both nodes, survives losing a node, retries crashing trials and reports the ones that
 keep crashing; two searches writing into one outputs/ at once keep their results apart.
 

@@ -1,6 +1,6 @@
 """What chooses and on which data, planned without Ray: the validation split given to adaptive searches,
 --metric test_error's warning, the dry run's metric line, a space's search: block under the flags, and the
-bad input of issue 13 (each one line and a non-zero exit at plan time). Runs on Ray: test_search_algorithms.py."""
+bad input of those options (each one line and a non-zero exit at plan time). Runs on Ray: test_search_algorithms.py."""
 from __future__ import annotations
 
 import copy

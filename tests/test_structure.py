@@ -145,3 +145,15 @@ def test_no_test_module_imports_another_or_conftest():
             if bad:
                 imports[path.name] = bad
     assert imports == {}
+
+
+def test_every_reference_in_the_code_resolves_in_the_repository():
+    """The code cites docs/protocol.md by section, never a document or tracker that does not ship."""
+    import re
+
+    sections = set(re.findall(r"^## (\d+)\.", (ROOT / "docs" / "protocol.md").read_text(), re.M))
+    for path in [*(ROOT / "tune_digits").rglob("*.py"), *(ROOT / "tests").glob("*.py")]:
+        text = path.read_text()
+        assert set(re.findall(r"docs/protocol\.md §(\d+)", text)) <= sections, path
+        if path.name != "test_structure.py":
+            assert not re.search(r"\bSPEC\b|\bissue \d+", text), path

@@ -1,4 +1,4 @@
-"""`tune-digits reproduce`: the paper's whole protocol (SPEC §5) for each of its networks, then the report.
+"""`tune-digits reproduce`: the paper's whole protocol (docs/protocol.md §5) for each of its networks, then the report.
 
 screen (every combination, 350 pairs) → best combination per network → final (1,000 pairs × 20 seeds ×
 25 epochs) → report. `--quick` runs the same steps scaled down to a few minutes on 2 CPU cores. Like the

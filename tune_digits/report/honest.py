@@ -41,7 +41,7 @@ def _side_by_side(analyses: Sequence[Analysis]) -> Table:
     data = pd.DataFrame(records)
     rule = ("Test comparison error in %, mean ± sample std over n repetitions. Paper: Table II as published (its "
             "networks are the authors' code's, parameters counted from them). Cited rows are measurements by "
-            "others, reported in issue 16, not results of this code: the authors' code (ResNet 2 blocks × 16 "
+            "others outside this repository (docs/protocol.md §7), not results of this code: the authors' code (ResNet 2 blocks × 16 "
             "channels, k=7, BN; 1,000 pairs, 25 epochs, final epoch, 7 rounds) and the best peer (a siamese LeNet "
             "predicting both digits, compared with a hard ≤, 800 training pairs, 10 rounds). Result sets: the "
             "honest view of the stage that stands for each space (final if any); 'config on val': its "
