@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/bench_ray_overhead.py --seeds 3 --seeds-per-trial 3   # the screen, grouped
 
 Each repeat runs, in alternating order:
-- `search`: tune_digits.search.plan_search + run_search on a local Ray (--cpus CPUs, 1 CPU per trial, so
+- `search`: tune_digits.tuning.plan_search + run_search on a local Ray (--cpus CPUs, 1 CPU per trial, so
   `cpus` trials at a time), output to a temporary folder. Ray is started before the clock starts and its
   start-up time is reported separately: a search pays it once, not per trial.
 - `plain`: the same runs (same configs, seeds, data, threads=1), one fit() per (configuration, seed), in a
@@ -78,7 +78,7 @@ def read_trial_times(exp_dir: Path) -> list[float]:
 
 
 def run_search_once(args, output: Path, name: str) -> dict:
-    from tune_digits.search import RunOptions, plan_search, run_search
+    from tune_digits.tuning import RunOptions, plan_search, run_search
     from tune_digits.spaces import load_space
 
     plan = plan_search(load_space(args.space), stage="screen", name=name, output=output, sizes=_sizes(args),
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
 
 
 def _configs(args, output: Path) -> list[dict]:
-    from tune_digits.search import plan_search
+    from tune_digits.tuning import plan_search
     from tune_digits.spaces import load_space
 
     plan = plan_search(load_space(args.space), stage="screen", name="plan-only", output=output, sizes=_sizes(args))
@@ -185,7 +185,7 @@ def _configs(args, output: Path) -> list[dict]:
 
 
 def _sizes(args):
-    from tune_digits.search import Sizes
+    from tune_digits.tuning import Sizes
 
     return Sizes(pairs=args.pairs, reps=args.seeds, epochs=args.epochs)
 

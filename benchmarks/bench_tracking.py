@@ -52,7 +52,7 @@ def driver_time(args) -> None:
     from ray.air.integrations.wandb import WandbLoggerCallback
     from ray.tune.logger import TBXLoggerCallback
 
-    from tune_digits.search import Algorithm, RunOptions, Sizes, plan_search, run_search
+    from tune_digits.tuning import Algorithm, RunOptions, Sizes, plan_search, run_search
     from tune_digits.spaces import apply_overrides, load_space
 
     spent: dict[tuple[str, str], list[float]] = {}
@@ -68,7 +68,7 @@ def driver_time(args) -> None:
                 spent.setdefault((name, hook), []).append(time.perf_counter() - start)
         setattr(cls, hook, wrapper)
 
-    from tune_digits.search import tracking
+    from tune_digits.tuning import tracking
 
     for name, base, ours in (("tensorboard", TBXLoggerCallback, TBXLoggerCallback),
                              ("mlflow", MLflowLoggerCallback, tracking.TaggedMLflow),

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import BEST as PAPER_BEST, mean_std, parse_archs  # noqa: E402
-from tune_digits.search import cpu_model  # noqa: E402
+from tune_digits.tuning import cpu_model  # noqa: E402
 
 BEST = {network: PAPER_BEST[network] for network in ('lenet', 'resnet')}  # the paper's best (benchmarks/common.py)
 VARIANTS = ("fit", "baseline")

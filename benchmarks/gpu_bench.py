@@ -5,7 +5,7 @@ replica-vectorised trials (all seeds of a configuration as one batched model) ag
     .venv/bin/python benchmarks/gpu_bench.py --json $OUT/gpu_bench.json --time-limit 500
     .venv/bin/python benchmarks/gpu_bench.py --smoke          # anywhere: CPU, a fake Ray GPU, tiny trials
 
-For each fraction g, one `tune_digits.search` run (plan_search + run_search, output in a temporary folder) of
+For each fraction g, one `tune_digits.tuning` run (plan_search + run_search, output in a temporary folder) of
 the LeNet grid (16 configurations × --seeds seeds) with --gpus-per-trial g, so Ray packs 1/g trials on each
 GPU. Then the same grid with `--seeds-per-trial SEEDS --vectorize` (one trial per configuration) at 1 and 0.25
 GPU per trial. Ray is started once, before the clock. Reported: runs (configuration × seed) per minute, the
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     import ray
     import torch
 
-    from tune_digits.search import Resources, RunOptions, Sizes, plan_search, run_search
+    from tune_digits.tuning import Resources, RunOptions, Sizes, plan_search, run_search
     from tune_digits.spaces import load_space
 
     if args.smoke:

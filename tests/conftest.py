@@ -5,10 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import MNIST_RAW, Faults, max_overlap, read_trial_rows, trial_intervals
 
-ROOT = Path(__file__).resolve().parents[1]
-# The official IDX files beside the spec (SPEC §2); tests that need them skip when they are absent.
-MNIST_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
 
 # The suite's tensors are tiny and CI has 2 shared cores: extra intra-op threads only add contention.
 torch.set_num_threads(1)
@@ -45,7 +43,7 @@ def mnist_raw() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Real-Ray tests (tests/test_search_run.py, tests/test_scaleout.py): small, on 2 CPUs, offline (SPEC §8).
+# Real-Ray tests (tests/test_search_run.py, tests/test_scaleout.py): small, on 2 CPUs, offline (docs/protocol.md §8: no usage stats, no dashboard, no auth).
 # Ray reads these when it is first imported, so they are set here, before any test module imports it.
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -56,42 +54,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # Checkpointing every epoch of tiny trials snapshots the experiment often; the warning about it is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
-# Trials of this seed crash in their second epoch (after reporting the first) while the fault budget lasts.
-FAULT_SEED = 1
-_FAULT_SLOTS = 20
-
-
-class Faults:
-    """Drives the trials' fault hook (tune_digits.search.faults.maybe_fail) from the test process.
-
-    Ray workers get TUNE_DIGITS_FAULT once, when Ray starts (`env()` goes into ray.init's runtime_env); what
-    varies per test is the budget: `allow(n)` lets exactly n more failures happen, because each failure
-    claims one free marker file and `allow` pre-claims all but n of them."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-        self.allow(0)
-
-    def env(self, delay: float | None = None) -> dict:
-        from tune_digits.search import DELAY_ENV, FAULT_ENV
-
-        env = {FAULT_ENV: f"seed={FAULT_SEED},epoch=2,times={_FAULT_SLOTS},marker={self.marker}"}
-        if delay:
-            env[DELAY_ENV] = str(delay)
-        return env
-
-    def allow(self, n: int) -> None:
-        shutil.rmtree(self.marker, ignore_errors=True)
-        self.marker.mkdir(parents=True)
-        for slot in range(n, _FAULT_SLOTS):
-            (self.marker / f"fail-{slot}").touch()
-        self._allowed = n
-
-    def spent(self) -> int:
-        """Failures injected since the last `allow`."""
-        return sum((self.marker / f"fail-{slot}").exists() for slot in range(self._allowed))
-
 
 @pytest.fixture(scope="session")
 def faults(tmp_path_factory) -> Faults:
@@ -141,48 +103,9 @@ def hang_guard():
     faulthandler.cancel_dump_traceback_later()
 
 
-def read_trial_rows(experiment_dir: Path) -> dict[str, list[dict]]:
-    """trials/<id>.csv of an experiment → {trial_id: rows}, numbers parsed (empty cells stay '')."""
-    import csv
-
-    def parse(value: str):
-        for kind in (int, float):
-            try:
-                return kind(value)
-            except ValueError:
-                pass
-        return value
-
-    out = {}
-    for path in sorted((experiment_dir / "trials").glob("*.csv")):
-        with path.open(newline="") as f:
-            out[path.stem] = [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    return out
-
-
 @pytest.fixture
 def trial_rows():
     return read_trial_rows
-
-
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    """Most intervals open at one instant (an end before a start at the same time)."""
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
-    best = now = 0
-    for _, step in events:
-        now += step
-        best = max(best, now)
-    return best
-
-
-def trial_intervals(rows: dict[str, list[dict]]) -> dict[str, tuple[float, float]]:
-    """When each trial trained, from its own rows: start = first report's wall_time − its time_s (seconds
-    since the trial's training began), end = last report's wall_time."""
-    out = {}
-    for trial, trial_rows_ in rows.items():
-        first, last = trial_rows_[0], trial_rows_[-1]
-        out[trial] = (first["wall_time"] - first["time_s"], last["wall_time"])
-    return out
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from helpers import free_port
 
 BUCKET = "tune-digits-test"
 
@@ -26,16 +27,10 @@ def aws_env(endpoint: str, **more: str) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def moto_server(env: dict | None = None):
     """`python -m moto.server` on a free loopback port; yields its endpoint URL."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -1,4 +1,4 @@
-"""Beyond the paper (issue 7): pair strategies, re-pairing, shift augmentation, validation split, the
+"""Beyond the paper: pair strategies, re-pairing, shift augmentation, validation split, the
 shipped studies, and searches beyond the grid (random sampling, ASHA, Optuna) on a real local Ray."""
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ fixed:
 
 @pytest.mark.slow
 def test_random_search_samples_distributions(tmp_path, ray_2cpus):
-    from tune_digits.search import Algorithm, Sizes, plan_search, run_search
+    from tune_digits.tuning import Algorithm, Sizes, plan_search, run_search
 
     space = _tiny_space(tmp_path, "  lr: {loguniform: [1.0e-4, 1.0e-2]}\n  dropout: [true, false]\n")
     plan = plan_search(space, output=tmp_path / "out", sizes=Sizes(pairs=20, reps=3, epochs=1),
@@ -156,7 +156,7 @@ def test_random_search_samples_distributions(tmp_path, ray_2cpus):
 
 
 def test_asha_stops_poor_trials_early_on_the_validation_metric(tmp_path, ray_2cpus):
-    from tune_digits.search import Algorithm, Sizes, plan_search, run_search
+    from tune_digits.tuning import Algorithm, Sizes, plan_search, run_search
 
     space = _tiny_space(tmp_path, "  lr: [1.0e-6, 1.0e-5, 1.0e-3, 3.0e-3]\n", fixed_extra="  val_fraction: 0.25\n")
     plan = plan_search(space, output=tmp_path / "out", sizes=Sizes(pairs=40, reps=1, epochs=8),
@@ -164,7 +164,7 @@ def test_asha_stops_poor_trials_early_on_the_validation_metric(tmp_path, ray_2cp
     assert plan.metric == "val_error"
     outcome = run_search(plan, progress=False)
     assert outcome.failed == 0
-    from conftest import read_trial_rows
+    from helpers import read_trial_rows
 
     epochs = sorted(len(rows) for rows in read_trial_rows(outcome.experiment_dir).values())
     assert epochs[0] < 8 and epochs[-1] == 8  # some stopped early, the best ran to the end

@@ -1,5 +1,5 @@
 """The shipped cluster files, checked offline: Ray's own schema and config validation, and the security
-and install promises their comments make (issue 5). tests/test_ray_up.py brings one up for real."""
+and install promises their comments make. tests/test_ray_up.py brings one up for real."""
 from __future__ import annotations
 
 import copy
@@ -194,7 +194,7 @@ def test_mounted_sources_exist_in_the_checkout(cluster_file):
 # --- the walk-through shows the shipped files and the steps the end-to-end test runs -------------------
 
 def test_docs_walk_through_uses_the_shipped_files_in_the_tested_order():
-    from test_ray_up import WORKFLOW
+    from helpers import WORKFLOW
 
     readme = (ROOT / "README.md").read_text()
     # Only the README's "Run on a cluster" section (up to the next top-level section).

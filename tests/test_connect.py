@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from tune_digits.cli import main
-from tune_digits.search import SearchError
-from tune_digits.search.connect import check_answers, connect_timeout
+from tune_digits.tuning import SearchError
+from tune_digits.tuning.connect import check_answers, connect_timeout
 
 TINY = ["search", "linear", "--pairs", "20", "--reps", "1", "--epochs", "1"]
 

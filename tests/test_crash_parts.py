@@ -12,12 +12,12 @@ import time
 import pytest
 import torch
 
-from test_search_plan import make_plan
+from helpers import make_plan
 from tune_digits.results import append_rows, count_rows
-from tune_digits.search.checkpoints import RunStore, run_key, sweep_temporaries
-from tune_digits.search.progress import progress_line
-from tune_digits.search.reaper import OWNER_ENV, Watchdog, marked_processes, new_token, stop_marked
-from tune_digits.search.resume import usable_state
+from tune_digits.tuning.checkpoints import RunStore, run_key, sweep_temporaries
+from tune_digits.tuning.progress import progress_line
+from tune_digits.tuning.reaper import OWNER_ENV, Watchdog, marked_processes, new_token, stop_marked
+from tune_digits.tuning.resume import usable_state
 
 
 def local_store(tmp_path, config=None) -> RunStore:

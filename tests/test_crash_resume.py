@@ -8,87 +8,15 @@ Every moment is detected from files the search writes (rows, the pause hook's ma
 Trials run one at a time (--max-concurrent 1), so which trials are still to run at each moment is known."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tune_digits.results import count_rows
-from tune_digits.search import DELAY_ENV, PAUSE_ENV
-from tune_digits.search.reaper import marked_processes
-
-EPOCHS, TRIALS = 4, 4  # 2 configurations × 2 seeds
-ARGS = ["search", "linear", "--pairs", "40", "--epochs", str(EPOCHS), "--reps", "2", "--set", "nodes=[16, 32]",
-        "--set", "layers=1", "--set", "dropout=false", "--max-concurrent", "1", "--num-cpus", "2"]
-
-
-class Driver:
-    """One `tune-digits search` process, its output in files."""
-
-    def __init__(self, tmp: Path, name: str, run: str, env: dict | None = None, args: list[str] = ()):
-        self.exp = tmp / "linear" / name
-        self.out, self.err = tmp / f"{run}.out", tmp / f"{run}.err"
-        tmp.mkdir(parents=True, exist_ok=True)
-        with self.out.open("w") as out, self.err.open("w") as err:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", "from tune_digits.cli import main; main()", *ARGS, "--output", str(tmp),
-                 "--name", name, *args], stdout=out, stderr=err,
-                env={**os.environ, DELAY_ENV: "0.2", **(env or {})})
-
-    def rows(self) -> int:
-        return rows_in(self.exp)
-
-    def wait_for(self, what: str, ready, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
-                pytest.fail(f"{what}: never happened (rc {self.process.poll()})\n{self.err.read_text()[-3000:]}")
-            time.sleep(0.05)
-
-    def token(self) -> str:
-        """The mark of the Ray this driver started (reaper.py), from the file it keeps beside the experiment."""
-        record = self.exp.parent / f".{self.exp.name}.ray"
-        self.wait_for("the local Ray's mark", lambda: record.exists() and record.read_text().strip())
-        return record.read_text().strip()
-
-    def kill(self) -> None:
-        """SIGKILL, then wait (at most 30 s) until no process of its Ray is left."""
-        token = self.token()
-        self.process.send_signal(signal.SIGKILL)
-        assert self.process.wait(30) == -signal.SIGKILL
-        deadline = time.monotonic() + 30
-        while marked_processes(token) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert marked_processes(token) == [], "processes of the killed driver's Ray are left"
-
-    def finish(self, timeout: float = 180) -> int:
-        return self.process.wait(timeout)
-
-
-def rows_in(exp: Path) -> int:
-    try:
-        return sum(count_rows(exp).values())
-    except (OSError, ValueError, KeyError):
-        return 0  # a file being replaced right now
-
-
-def runs(exp: Path) -> dict[tuple, dict]:
-    """epochs.csv by (configuration, seed, epoch), without the columns that say when and where it ran;
-    a key seen twice fails."""
-    out = {}
-    with (exp / "epochs.csv").open(newline="") as f:
-        for row in csv.DictReader(f):
-            key = (row["nodes"], row["seed"], row["epoch"])
-            assert key not in out, f"two rows for {key}"
-            out[key] = {k: v for k, v in row.items() if k not in ("trial_id", "time_s", "wall_time", "node")}
-    return out
+from helpers import DRIVER_EPOCHS as EPOCHS, DRIVER_TRIALS as TRIALS, Driver, rows_in, runs
+from tune_digits.tuning import PAUSE_ENV
 
 
 def last_progress(driver: Driver) -> str:

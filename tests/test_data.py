@@ -1,4 +1,4 @@
-"""Data protocol of SPEC §2: embedded 14×14 MNIST, IDX folders, and the pairs drawn from them."""
+"""Data protocol of docs/protocol.md §2: embedded 14×14 MNIST, IDX folders, and the pairs drawn from them."""
 from __future__ import annotations
 
 import gzip
@@ -17,7 +17,7 @@ from tune_digits.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# SPEC §2: md5 of the uncompressed official files.
+# docs/protocol.md §2: md5 of the uncompressed official files.
 MD5 = {"train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea"}
 
@@ -61,7 +61,7 @@ def test_target_is_less_or_equal_and_ties_count_as_one(many_pairs):
     assert torch.equal(y, (c[:, 0] <= c[:, 1]).long())
     ties = c[:, 0] == c[:, 1]
     assert ties.sum() > 0 and (y[ties] == 1).all()
-    # Swapping a pair is NOT 1 - target when the digits are equal (SPEC §2).
+    # Swapping a pair is NOT 1 - target when the digits are equal (docs/protocol.md §2).
     swapped = compare_target(c.flip(1))
     assert torch.equal(swapped[~ties], 1 - y[~ties])
     assert (swapped[ties] == 1).all()
@@ -82,7 +82,7 @@ def test_pairs_without_replacement_and_not_class_balanced(many_pairs):
 
 
 def _replay(n: int, n_test: int, seed: int, mnist) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """SPEC §2 written out independently: one permutation per split, the first 2N indices two by two."""
+    """docs/protocol.md §2 written out independently: one permutation per split, the first 2N indices two by two."""
     g = torch.Generator().manual_seed(seed)
     train_idx = torch.randperm(60_000, generator=g)[: 2 * n]
     test_idx = torch.randperm(10_000, generator=g)[: 2 * n_test]

@@ -11,7 +11,7 @@ from train_helpers import history, replica_history, same_metrics, small_configs,
 
 from tune_digits.cli import main
 from tune_digits.models import Ensemble, PairNet, count_parameters, create_model
-from tune_digits.search import RunOptions, SearchError, plan_search
+from tune_digits.tuning import RunOptions, SearchError, plan_search
 from tune_digits.spaces import load_space
 from tune_digits.train import ConfigError, InTurn, TrainConfig, evaluate, fit_replicas, pair_loss, parameter_count
 

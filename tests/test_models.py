@@ -10,7 +10,7 @@ from tune_digits.models import (
     paper_models,
 )
 
-# The values each option is exercised with: the paper's Table I grid where it has one (SPEC §4).
+# The values each option is exercised with: the paper's Table I grid where it has one (docs/protocol.md §4).
 # A new option without an entry here fails test_every_option_has_test_values, so none goes untested.
 OPTION_VALUES = {
     "layers": [1, 2, 3, 5],
@@ -28,7 +28,7 @@ OPTION_VALUES = {
     "variant": {"linear": ["ours", "authors"], "lenet": ["ours", "authors"], "resnet": ["ours", "authors"],
                 "alexnet": ["ours"]},
 }
-# The paper's best configuration of each net and its size (SPEC §4), within ±25 %.
+# The paper's best configuration of each net and its size (docs/protocol.md §4), within ±25 %.
 BEST = {
     "linear": ({"layers": 2, "nodes": 128, "dropout": False}, 42_000),
     "lenet": ({"batch_norm": True, "dropout": False, "kernel_size": 5, "aux_loss": True}, 60_000),
@@ -223,7 +223,7 @@ def test_prediction_rules():
 
 
 @pytest.mark.parametrize("network,options,fragment", [
-    ("vgg", {}, "known: linear, lenet, resnet, alexnet"),
+    ("vgg", {}, "use one of linear, lenet, resnet, alexnet"),
     ("lenet", {"kernel_size": 7}, "kernel_size"),
     ("resnet", {"kernel_size": 4}, "kernel_size"),
     ("resnet", {"blocks": 0}, "blocks"),

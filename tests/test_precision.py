@@ -20,7 +20,7 @@ from tune_digits.report.load import load_experiment
 from tune_digits.report.ablation import group_rows
 from tune_digits.report.figure import FigureTarget
 from tune_digits.reproduce import network_precision, protocol_space
-from tune_digits.search import plan_search
+from tune_digits.tuning import plan_search
 from tune_digits.spaces import SpaceError, apply_overrides, load_space, parse_space
 from tune_digits.train import ConfigError, TrainConfig, fit
 

@@ -13,7 +13,7 @@ from scipy import stats
 from tune_digits.report.racing import Race, conover_against, friedman, race_round
 from tune_digits.results import EPOCHS_CSV, read_meta, SEARCH_JSON
 
-from conftest import ROOT
+from helpers import ROOT
 
 # Conover (1999), Example 5.8.1: 12 homeowners (blocks) rank 4 lawn grasses (treatments); here as errors.
 CONOVER_LAWNS = np.array([[4, 3, 2, 1], [4, 2, 3, 1], [3, 1.5, 1.5, 4], [3, 1, 2, 4], [4, 2, 1, 3], [2, 2, 2, 4],

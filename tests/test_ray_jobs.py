@@ -1,4 +1,4 @@
-"""Ray Jobs end to end (issue 15): the README's `ray job submit --working-dir . -- tune-digits search …` against
+"""Ray Jobs end to end: the README's `ray job submit --working-dir . -- tune-digits search …` against
 a Ray head this test starts itself, then `tune-digits report --output <storage>` on the results.
 
 The head is the test's own: `ray start --head` with a temporary folder of its own and free ports (GCS, the
@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from helpers import free_port
 from tune_digits.cli import main
 
 pytestmark = pytest.mark.slow
@@ -33,12 +33,6 @@ MARK = "TUNE_DIGITS_TEST_HEAD"
 # The README's command, tiny: one trial of 40 pairs for one epoch.
 SEARCH = ["tune-digits", "search", "linear", "--pairs", "40", "--reps", "1", "--epochs", "1", "--set", "nodes=16",
           "--set", "layers=1", "--set", "dropout=false", "--address", "auto"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _marked(value: str) -> list[int]:
@@ -78,13 +72,13 @@ def head():
         pytest.skip("finds the head's processes through /proc")
     folder = tempfile.mkdtemp(prefix="tdj", dir="/tmp")  # short: Ray's socket paths live under it
     value = secrets.token_hex(8)
-    dashboard = _free_port()
+    dashboard = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     env.update({MARK: value, "RAY_TMPDIR": folder, "RAY_USAGE_STATS_ENABLED": "0",
                 "PATH": f"{VENV_BIN}{os.pathsep}{env['PATH']}"})
-    start = [str(VENV_BIN / "ray"), "start", "--head", f"--temp-dir={folder}", f"--port={_free_port()}",
+    start = [str(VENV_BIN / "ray"), "start", "--head", f"--temp-dir={folder}", f"--port={free_port()}",
              "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--include-dashboard=true",
-             f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
+             f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
              "--num-cpus=2", "--num-gpus=0", "--disable-usage-stats"]
     try:
         started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)

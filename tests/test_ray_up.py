@@ -1,4 +1,4 @@
-"""`ray up` for real (issue 8): the on-prem cluster file against an SSH node on loopback, token auth on.
+"""`ray up` for real: the on-prem cluster file against an SSH node on loopback, token auth on.
 
 The node is this machine, reached through an sshd of the test's own (127.0.0.1, a free port, its own host
 key and config in a temporary folder) as a throwaway user. The user is what keeps the test from touching
@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ONPREM = ROOT / "cluster-onprem.yaml"
@@ -48,9 +49,6 @@ APT_PACKAGES = {"/usr/sbin/sshd": "openssh-server", "rsync": "rsync", "nc": "net
 SEARCH = ("tune-digits search lenet --pairs 40 --reps 1 --epochs 1 --set kernel_size=5 --set batch_norm=true "
           "--set dropout=false --set aux_loss=true --address auto --name e2e").split()
 
-# The steps of README.md ("Run on a cluster"), in its order; tests/test_cluster_config.py checks that the docs keep them.
-WORKFLOW = ("ray get-auth-token", "ray up", "ray exec ray status", "ray submit", "ray dashboard",
-            "ray job submit", "tune-digits report", "ray down")
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -169,12 +167,6 @@ def _wait_until(predicate, timeout: float, step: float = 0.5):
         time.sleep(step)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ---------------------------------------------------------------------------------------------------------
 
 class Loopback:
@@ -213,7 +205,7 @@ class Loopback:
         shutil.copy(b / "id_ed25519.pub", b / "authorized_keys")
         (b / "nt").mkdir()  # the node's TMPDIR: Ray's session folder lives there, not in /tmp/ray
         os.chown(b / "nt", self.user.pw_uid, self.user.pw_gid)
-        port = _free_port()
+        port = free_port()
         (b / "sshd_config").write_text(f"""\
 Port {port}
 ListenAddress 127.0.0.1
@@ -397,7 +389,7 @@ def _test_copy(lb: Loopback, port: int) -> Path:
     head = config["head_start_ray_commands"]
     [start] = [i for i, cmd in enumerate(head) if "--head" in cmd]
     head[start] = head[start].replace("--dashboard-host=127.0.0.1",
-                                      f"--dashboard-host=127.0.0.1 --dashboard-agent-listen-port={_free_port()}")
+                                      f"--dashboard-host=127.0.0.1 --dashboard-agent-listen-port={free_port()}")
     assert head[start] != shipped["head_start_ray_commands"][start]
     path = lb.base / ONPREM.name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -447,7 +439,7 @@ def test_ray_up_search_report_down_on_loopback(loopback, tmp_path):
     # 5. The dashboard: on the head's loopback only, reached through `ray dashboard`, token required.
     host, remote_port = dashboard_url.rsplit(":", 1)
     assert host == "127.0.0.1", dashboard_url
-    local_port = _free_port()
+    local_port = free_port()
     lb.popen([str(VENV_BIN / "ray"), "dashboard", config, "--port", str(local_port), "--remote-port", remote_port])
     api = f"http://127.0.0.1:{local_port}/api/version"
     assert _wait_until(lambda: _http_status(api) is not None, 60), f"no dashboard at {api}\n{lb.tail()}"

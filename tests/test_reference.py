@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from reference_check import (START_RELATIVE, check, committed_history, distribution_problems, final_errors,
                              prediction_interval, trial_of)
 

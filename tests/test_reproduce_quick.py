@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from tune_digits import paper
 from tune_digits.report import analyse, best_configuration, best_table

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 import tune_digits as td
+from helpers import Driver, runs
 from s3_server import aws_env, moto_server, s3_environment
-from test_crash_resume import Driver, runs
 from tune_digits.cli import main
-from tune_digits.search import PAUSE_ENV
+from tune_digits.tuning import PAUSE_ENV
 from tune_digits.storage import fetch_experiment
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Scale-out (issue 5) on one machine: a 2-node Ray cluster (ray.cluster_utils.Cluster, 1 fake GPU per node)
+"""Scale-out on one machine: a 2-node Ray cluster (ray.cluster_utils.Cluster, 1 fake GPU per node)
 runs a search across both nodes, survives losing a node, retries crashing trials and reports the ones that
 keep crashing; two searches writing into one outputs/ at once keep their results apart.
 
@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import FAULT_SEED, read_trial_rows, trial_intervals, max_overlap
+from helpers import FAULT_SEED, check_complete, make_plan, max_overlap, read_trial_rows, statuses, trial_intervals
 from s3_server import s3_environment
 from tune_digits.cli import main
-from tune_digits.search import DELAY_ENV, run_search
-from test_search_plan import make_plan
-from test_search_run import check_complete, statuses
+from tune_digits.tuning import DELAY_ENV, run_search
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from test_search_plan import make_plan
-from tune_digits.search import run_search, tracking
+from helpers import make_plan
+from tune_digits.tuning import run_search, tracking
 
 
 pytestmark = pytest.mark.usefixtures("ray_2cpus")

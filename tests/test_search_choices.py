@@ -1,6 +1,6 @@
 """What chooses and on which data, planned without Ray: the validation split given to adaptive searches,
 --metric test_error's warning, the dry run's metric line, a space's search: block under the flags, and the
-bad input of issue 13 (each one line and a non-zero exit at plan time). Runs on Ray: test_search_algorithms.py."""
+bad input of those options (each one line and a non-zero exit at plan time). Runs on Ray: test_search_algorithms.py."""
 from __future__ import annotations
 
 import copy
@@ -10,10 +10,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from test_search_plan import LINEAR_TWO, make_plan
+from helpers import LINEAR_TWO, make_plan
 from tune_digits.cli import main
-from tune_digits.search import SearchError, describe_plan, plan_search
-from tune_digits.search.trainable import _newest
+from tune_digits.tuning import SearchError, describe_plan, plan_search
+from tune_digits.tuning.trainable import _newest
 from tune_digits.spaces import SpaceError, load_space
 
 
@@ -68,10 +68,10 @@ def test_a_search_block_sets_the_defaults_and_flags_override_it(tmp_path):
     alg = plan.algorithm
     assert (alg.search, alg.num_samples, alg.scheduler, alg.settings) == ("optuna", 5, "asha", {"grace_period": 2})
     assert plan.metric == "val_error"
-    from tune_digits.search.algorithms import tune_config
+    from tune_digits.tuning.algorithms import tune_config
 
     assert min(t for t, _ in tune_config(plan).scheduler._brackets[0]._rungs) == 2  # the first rung: grace period
-    from tune_digits.search import Algorithm
+    from tune_digits.tuning import Algorithm
 
     flags = plan_search(space, output=tmp_path, algorithm=Algorithm(search="random", num_samples=3, scheduler="median"))
     alg = flags.algorithm

@@ -7,41 +7,18 @@ import pickle
 import re
 import subprocess
 import sys
-from dataclasses import fields
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from helpers import LENET_TWO, make_plan, snapshot
 from tune_digits.cli import main, search as search_command
 from tune_digits.results import ROW_HEAD
-from tune_digits.search import (
-    SCHEDULERS, SEARCHERS, Algorithm, Resources, RunOptions, SearchError, Sizes, auto_seeds_per_trial, describe_plan,
+from tune_digits.tuning import (
+    SCHEDULERS, SEARCHERS, Algorithm, RunOptions, SearchError, Sizes, auto_seeds_per_trial, describe_plan,
     plan_search, register_scheduler, register_searcher,
 )
 from tune_digits.spaces import apply_overrides, load_space
-
-# Two LeNet configurations and two linear ones (× 2 seeds): the fastest real trials.
-LENET_TWO = {"kernel_size": [3, 5], "batch_norm": True, "dropout": False, "aux_loss": True}
-LINEAR_TWO = {"nodes": [16, 32], "layers": 1, "dropout": False}
-OPTION_GROUPS = {"sizes": Sizes, "algorithm": Algorithm, "resources": Resources, "options": RunOptions}
-
-
-def make_plan(output: Path, space: str = "linear", overrides=None, *, stage=None, name="t", **options):
-    """A tiny search's plan (20 pairs, 2 seeds, 2 epochs); other options by their field name (reps=3,
-    max_failures=0, search="random", ...), each put in its group."""
-    loaded = apply_overrides(load_space(space), LINEAR_TWO if overrides is None else overrides)
-    values = {"pairs": 20, "reps": 2, "epochs": 2, **options}
-    groups = {key: cls(**{f.name: values.pop(f.name) for f in fields(cls) if f.name in values})
-              for key, cls in OPTION_GROUPS.items()}
-    assert not values, f"not a plan option: {sorted(values)}"
-    return plan_search(loaded, stage=stage, name=name, output=output, **groups)
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file under a folder with its mtime and bytes: to prove nothing was touched."""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -152,7 +129,7 @@ def test_a_registered_searcher_and_scheduler_are_usable_in_a_plan(tmp_path, regi
     from ray.tune.schedulers import FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
 
-    from tune_digits.search.algorithms import param_space, tune_config
+    from tune_digits.tuning.algorithms import param_space, tune_config
 
     made = {}
 
@@ -182,7 +159,7 @@ def test_a_registered_searcher_and_scheduler_are_usable_in_a_plan(tmp_path, regi
 
 
 def test_grid_crosses_its_lists_and_unknown_names_list_the_registry(tmp_path):
-    from tune_digits.search.algorithms import param_space, tune_config
+    from tune_digits.tuning.algorithms import param_space, tune_config
 
     plan = make_plan(tmp_path)
     assert param_space(plan)["nodes"] == {"grid_search": [16, 32]}
@@ -200,7 +177,7 @@ def test_grid_crosses_its_lists_and_unknown_names_list_the_registry(tmp_path):
 
 def test_cli_and_planning_import_neither_torch_nor_ray():
     """`--help` and a dry run's planning stay fast: Ray comes only with a run, torch only with a space."""
-    code = ("import sys, tune_digits.cli, tune_digits.search, tune_digits.search.algorithms; "
+    code = ("import sys, tune_digits.cli, tune_digits.tuning, tune_digits.tuning.algorithms; "
             "assert 'torch' not in sys.modules and 'ray' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -208,9 +185,9 @@ def test_cli_and_planning_import_neither_torch_nor_ray():
 def test_callbacks_pickle_as_their_experiment_folder(tmp_path):
     """Tune pickles the callbacks with the experiment and restores those copies: they carry only the folder
     and find the running search's session through it (also after the folder moved)."""
-    from tune_digits.search.live import Session, running, session_for
-    from tune_digits.search.progress import Progress
-    from tune_digits.search.writer import ResultWriter
+    from tune_digits.tuning.live import Session, running, session_for
+    from tune_digits.tuning.progress import Progress
+    from tune_digits.tuning.writer import ResultWriter
 
     plan = make_plan(tmp_path)
     session = Session(plan, {"trials": {}})

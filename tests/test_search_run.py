@@ -11,22 +11,15 @@ import signal
 import subprocess
 import threading
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from conftest import FAULT_SEED, ROOT
-from test_search_plan import LENET_TWO, LINEAR_TWO, make_plan, snapshot
+from helpers import (FAULT_SEED, LENET_TWO, LINEAR_TWO, ROOT, check_complete, local_ray_session, make_plan, snapshot,
+                     statuses)
 from tune_digits.cli import main
 from tune_digits.results import FORMAT_VERSION, ROW_HEAD
-from tune_digits.search import SearchError, run_search
-
-
-def statuses(experiment_dir: Path) -> dict[str, str]:
-    meta = json.loads((experiment_dir / "search.json").read_text())
-    return {trial: entry["status"] for trial, entry in meta["trials"].items()}
+from tune_digits.tuning import SearchError, run_search
 
 
 def untimed(rows: list[dict]) -> list[dict]:
@@ -34,29 +27,9 @@ def untimed(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in ("time_s", "wall_time", "node")} for r in rows]
 
 
-def check_complete(rows: dict[str, list[dict]], trials: int, epochs: int) -> None:
-    """Every trial has each epoch exactly once, in order: nothing lost, nothing counted twice."""
-    assert len(rows) == trials
-    for trial, trial_rows in rows.items():
-        assert [r["epoch"] for r in trial_rows] == list(range(1, epochs + 1)), trial
-
-
 # ---------------------------------------------------------------------------------------------------
 # A local Ray without GPUs: 2 CPUs, the fault hook armed for seed FAULT_SEED (budget 0 unless a test
 # allows some), and a short sleep after each epoch so a search lasts long enough to be interrupted.
-
-
-@contextmanager
-def local_ray_session(num_cpus: int, num_gpus: int, env: dict):
-    """A fresh local Ray (never one someone else started), shut down whatever happens."""
-    import ray
-
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": env})
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="class")
@@ -202,7 +175,7 @@ class TestLocalRay:
         time, draws 3 configurations of one seed."""
         from ray.tune.search import BasicVariantGenerator
 
-        from tune_digits.search import SEARCHERS, register_searcher
+        from tune_digits.tuning import SEARCHERS, register_searcher
 
         @register_searcher("one_at_a_time")
         def one_at_a_time(plan):

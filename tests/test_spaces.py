@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from helpers import ROOT
 from tune_digits.errors import UserError
 from tune_digits.spaces import SPACES_DIR, SpaceError, apply_overrides, list_spaces, load_space, parse_space
 
 SHIPPED = sorted(SPACES_DIR.glob("*.yaml"))
 
-# SPEC §4, the paper's Table I: axes, their values, and its best (bold) combination.
+# docs/protocol.md §4, the paper's Table I: axes, their values, and its best (bold) combination.
 PAPER = {
     "linear": ({"dropout": [True, False], "nodes": [16, 32, 64, 128, 264], "layers": [1, 2, 3, 5]},
                {"dropout": False, "nodes": 128, "layers": 2}),
@@ -63,7 +63,7 @@ def test_every_shipped_space_loads_and_is_consistent(path):
     assert space.combinations() and len(space.combinations()) == space.grid_size()
     for key, value in space.best.items():
         assert value in space.grid[key], f"best.{key} is outside the grid"
-    # The fixed training hyperparameters are written down (SPEC §4: the paper does not give them).
+    # The fixed training hyperparameters are written down (docs/protocol.md §4: the paper does not give them).
     for key in ("optimizer", "lr", "batch_size", "epochs"):
         assert key in space.fixed, f"{path.name} leaves {key} implicit"
 
@@ -76,7 +76,7 @@ def test_paper_spaces_encode_table_one(name):
     assert space.grid == grid
     assert space.grid_size() == GRID_SIZES[name]
     assert space.best == best
-    # SPEC §5: screening on 350 pairs; the final runs on 1,000 pairs × 20 repetitions × 25 epochs.
+    # docs/protocol.md §5: screening on 350 pairs; the final runs on 1,000 pairs × 20 repetitions × 25 epochs.
     assert space.stages["screen"].pairs == 350
     assert (space.stages["final"].pairs, space.stages["final"].seeds, space.stages["final"].epochs) == (1000, 20, 25)
 

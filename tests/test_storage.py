@@ -1,4 +1,4 @@
-"""Result tables on shared storage (issue 15): the Mirror that copies an experiment's tables beside Ray's
+"""Result tables on shared storage: the Mirror that copies an experiment's tables beside Ray's
 checkpoints, reading them back (a folder, a file:// URI, and the remote path through a temporary folder),
 and archiving a restarted experiment's copy. Real files through pyarrow's filesystems; no Ray, no training.
 A real search writing to storage: tests/test_scaleout.py (2 nodes), tests/test_ray_jobs.py (a Ray job) and
@@ -16,7 +16,7 @@ from tune_digits import storage
 from tune_digits.report.load import load_experiment
 from tune_digits.report.run import _report_remote
 from tune_digits.results import move_rows, write_epochs_csv
-from tune_digits.search import RunOptions
+from tune_digits.tuning import RunOptions
 
 
 def files(folder: Path) -> dict[str, bytes]:

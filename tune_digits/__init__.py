@@ -16,10 +16,6 @@ __all__ = ["load_results", "report_tables", "search"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "search":  # the subpackage tune_digits.search, callable as api.search (see its __init__)
-        from . import search
-
-        return search
     if name in __all__:
         from . import api
 

@@ -26,7 +26,7 @@ def search(space: str, stage: str | None = None, *, output: str | Path = "output
 
     `space` is a space's name or a .yaml path; `overrides` are `--set` values (a list replaces a grid axis).
     The frame's `attrs` hold the experiment's folder and the outcome (trials finished, failed, interrupted)."""
-    from .search import Algorithm, Resources, RunOptions, Sizes, run_search
+    from .tuning import Algorithm, Launch, Resources, RunOptions, Sizes, run_search
 
     plan = plan_space(space, stage, output=output, name=name, overrides=overrides, spaces_dir=spaces_dir,
                       sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
@@ -36,9 +36,9 @@ def search(space: str, stage: str | None = None, *, output: str | Path = "output
     call = ", ".join([repr(space), *(f"{k}={v!r}" for k, v in (
         ("stage", stage), ("output", str(output)), ("name", name), ("pairs", pairs), ("reps", reps),
         ("epochs", epochs), ("overrides", overrides)) if v is not None)])
-    outcome = run_search(plan, address=address, restart=restart, verbose=verbose, progress=False,
-                         data_dir=data_dir, num_cpus=num_cpus, command=f"tune_digits.search({call})",
-                         echo=lambda line: None)
+    outcome = run_search(plan, Launch(address=address, num_cpus=num_cpus, restart=restart, verbose=verbose,
+                                      progress=False, data_dir=data_dir, command=f"tune_digits.search({call})",
+                                      echo=lambda line: None))
     rows = load_results(outcome.experiment_dir)
     rows.attrs.update(experiment_dir=str(outcome.experiment_dir), trials=outcome.trials,
                       finished=outcome.finished, failed=outcome.failed, interrupted=outcome.interrupted)
@@ -49,7 +49,7 @@ def plan_space(space: str, stage: str | None = None, *, output: str | Path = "ou
                overrides: dict[str, Any] | None = None, spaces_dir: str | Path | None = None, **groups: Any):
     """The SearchPlan of `tune-digits search` and `search()`: the space found by name or path, `--set` values
     applied, the screen's winner for a final stage; `groups` are plan_search's option groups (sizes, …)."""
-    from .search import plan_search
+    from .tuning import plan_search
     from .spaces import apply_overrides, load_space
 
     loaded = load_space(space, spaces_dir)

@@ -8,9 +8,9 @@ import rich_click as click  # click, with help in panels
 from .cli_options import (EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_INTERRUPTED, SEARCH_PANELS, cluster_options,
                           option_panels)
 from .errors import UserError
-from .search.algorithms import SCHEDULERS, SEARCHERS, help_text
-from .search.selection import METRICS
-from .search.tracking import TRACKERS
+from .tuning.algorithms import SCHEDULERS, SEARCHERS, help_text
+from .tuning.selection import METRICS
+from .tuning.tracking import TRACKERS
 
 DATA_DIR_HELP = ("Folder with the four official MNIST IDX files (gzip or plain) to use instead of the "
                  "embedded copy.")
@@ -249,7 +249,7 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, seeds
     """
     from .api import plan_space
     from .provenance import command_line
-    from .search import Algorithm, Sizes, describe_plan, run_search
+    from .tuning import Algorithm, Sizes, describe_plan, run_search
 
     plan = plan_space(space_name, stage, output=output, name=name, overrides=parse_option_values(settings),
                       spaces_dir=spaces_dir, sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
@@ -261,10 +261,8 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, seeds
         click.echo(f"warning: {warning}", err=True)
     if dry_run:
         return
-    outcome = run_search(plan, address=cluster.address, restart=restart, verbose=verbose, data_dir=data_dir,
-                         require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus,
-                         connect_timeout=cluster.connect_timeout, command=command_line(),
-                         echo=lambda line: click.echo(line, err=True))
+    outcome = run_search(plan, cluster.launch(restart=restart, verbose=verbose, data_dir=data_dir,
+                                              command=command_line(), echo=lambda line: click.echo(line, err=True)))
     _summarise(outcome, plan.space.name, output)
 
 
@@ -331,10 +329,9 @@ def reproduce(quick, output, only, fmt, data_dir, precision, verbose, cluster):
         raise UserError(f"--only {unknown[0]}: not one of the paper's networks ({', '.join(networks)})")
     output = output or ("outputs/quick" if quick else "outputs")
     outcomes = run(output, spaces=list(only) or networks, quick=quick, resources=cluster.resources,
-                   options=cluster.run_options(checkpoint_every=CHECKPOINT_EVERY), address=cluster.address,
-                   require_gpu=cluster.require_gpu, num_cpus=cluster.num_cpus, data_dir=data_dir, verbose=verbose,
-                   fmt=fmt, precision=precision, command=command_line(), connect_timeout=cluster.connect_timeout,
-                   echo=lambda line: click.echo(line, err=True))
+                   options=cluster.run_options(checkpoint_every=CHECKPOINT_EVERY), fmt=fmt, precision=precision,
+                   launch=cluster.launch(data_dir=data_dir, verbose=verbose, command=command_line(),
+                                         echo=lambda line: click.echo(line, err=True)))
     if outcomes and outcomes[-1].interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if any(o.failed for o in outcomes):

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import rich_click as click
 
-from .search.plan import Resources, RunOptions
+from .tuning.launch import Launch
+from .tuning.plan import Resources, RunOptions
 
 # Exit statuses of `search` and `reproduce` (README, "Exit statuses"): finished, bad input, failed trials,
 # interrupted (128 + SIGINT, as shells report a Ctrl-C).
@@ -53,6 +54,11 @@ class ClusterArgs:
         """RunOptions with these options; `checkpoint_every` is the command's default, used unless given."""
         every = checkpoint_every if self.checkpoint_every is None else self.checkpoint_every
         return RunOptions(checkpoint_every=every, max_failures=self.max_failures, storage=self.storage, **more)
+
+    def launch(self, **more) -> Launch:
+        """The Launch of these options; `more`: the command's own fields (verbose, data_dir, command, ...)."""
+        return Launch(address=self.address, num_cpus=self.num_cpus, connect_timeout=self.connect_timeout,
+                      require_gpu=self.require_gpu, **more)
 
 
 # One definition of the options `search` and `reproduce` share: what each trial gets, where Ray runs and keeps

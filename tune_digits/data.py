@@ -1,4 +1,4 @@
-"""MNIST → pairs of 14×14 digits (SPEC §2). No device, no Ray.
+"""MNIST → pairs of 14×14 digits (docs/protocol.md §2). No device, no Ray.
 
 The package ships every MNIST digit already pooled to 14×14 (`assets/mnist14.npz`, built by
 `scripts/build_mnist14.py`), so nothing is downloaded. `--data-dir` / `TUNE_DIGITS_DATA_DIR` points at a
@@ -51,7 +51,7 @@ class Mnist14:
 
 
 class PairSet(NamedTuple):
-    """The six tensors of SPEC §2 (plus an optional validation split carved from the train pairs)."""
+    """The six tensors of docs/protocol.md §2 (plus an optional validation split carved from the train pairs)."""
 
     train_input: torch.Tensor  # (N, 2, 14, 14) float32, standardised
     train_target: torch.Tensor  # (N,) int64, 1 if first digit <= second
@@ -62,7 +62,7 @@ class PairSet(NamedTuple):
 
 
 def pool_sums(images: np.ndarray) -> np.ndarray:
-    """(n, 28, 28) uint8 → (n, 14, 14) uint16 sums of each 2×2 block; /4 is SPEC's average pooling."""
+    """(n, 28, 28) uint8 → (n, 14, 14) uint16 sums of each 2×2 block; /4 is the protocol's average pooling (docs/protocol.md §2)."""
     n = images.shape[0]
     return images.reshape(n, 14, 2, 14, 2).astype(np.uint16).sum(axis=(2, 4), dtype=np.uint16)
 
@@ -135,7 +135,7 @@ def load_mnist14(data_dir: str | os.PathLike | None = None) -> Mnist14:
 
 
 def _draw_pairs(sums: np.ndarray, labels: np.ndarray, n: int, generator: torch.Generator):
-    """SPEC §2: one permutation of the split; the first 2n indices, two by two, are the pairs."""
+    """docs/protocol.md §2: one permutation of the split; the first 2n indices, two by two, are the pairs."""
     if 2 * n > len(labels):
         raise DataError(f"{n} pairs need {2 * n} digits but the split has {len(labels)}")
     index = torch.randperm(len(labels), generator=generator)[: 2 * n].numpy()
@@ -154,7 +154,7 @@ def generate_pair_sets(n: int, seed: int, data_dir: str | os.PathLike | None = N
                        standardise: str = "pairs") -> PairSet:
     """`n` train pairs (train split) and `n_test` (default n) test pairs (test split), fixed by `seed`.
 
-    Inputs are standardised with the mean and std of the drawn train images, as SPEC §2 asks
+    Inputs are standardised with the mean and std of the drawn train images, as docs/protocol.md §2 asks
     (`standardise="pairs"`), or with those of the whole 28×28 train split before pooling, as the authors'
     code does (`"split"`; pooling is linear, so standardising after it with the same numbers is the same).
     `mnist` (already loaded digits, e.g. shipped once to Ray workers) takes precedence over `data_dir`.

@@ -1,4 +1,4 @@
-"""The paper's published numbers (SPEC §6), as reference values for the report — not results.
+"""The paper's published numbers (docs/protocol.md §6), as reference values for the report — not results.
 
 Every value is (mean, std) in percent over the paper's 20 repetitions of 25 epochs on 1,000 pairs,
 taken at the paper's "best epoch" (chosen on the test set). Metric keys match the result columns
@@ -51,14 +51,14 @@ def reference(space: str) -> str:
 # k=5 + BN + auxiliary classifier, ResNet 2 blocks × 16 channels, k=7, BN): the `variant: authors` models.
 AUTHORS_PARAMETERS: Final = {"lenet": 66_000, "resnet": 51_370}
 
-# Results measured by others, cited beside ours by the report (issue 16), never presented as this code's:
-# the authors' code run by issue 16's author (ResNet 2 blocks × 16 channels, k=7, BN; 1,000 pairs, 25 epochs,
+# Results measured by others, cited beside ours by the report (docs/protocol.md §7), never presented as this
+# code's: the authors' code run by another study's author (ResNet 2 blocks × 16 channels, k=7, BN; 1,000 pairs, 25 epochs,
 # final epoch, 7 rounds), and the best honestly measured public result for the exercise (a siamese LeNet
 # predicting both digits and comparing them with a hard ≤, 800 training pairs, 10 rounds).
 CITED: Final = (
-    {"source": "authors' code (cited), resnet", "rule": "final epoch, run by issue 16's author", "n": 7,
+    {"source": "authors' code (cited), resnet", "rule": "final epoch, run by another study's author", "n": 7,
      "parameters": 51_370, "test_error_mean": 1.90, "test_error_std": 0.38},
-    {"source": "best peer (cited), siamese lenet", "rule": "honest, per issue 16 (800 pairs)", "n": 10,
+    {"source": "best peer (cited), siamese lenet", "rule": "honest, per its author (800 pairs)", "n": 10,
      "parameters": float("nan"), "test_error_mean": 1.74, "test_error_std": 0.34},
 )
 
@@ -74,7 +74,7 @@ TABLE_IV: Final[dict[str, Row]] = {
     "with": {"train_error": (0.160, 0.097), "test_digit_error": (2.962, 0.431), "test_error": (2.330, 0.548)},
 }
 
-# The paper's protocol for the numbers above (SPEC §5).
+# The paper's protocol for the numbers above (docs/protocol.md §5).
 REPETITIONS: Final = 20
 EPOCHS: Final = 25
 PAIRS: Final = 1000

@@ -1,8 +1,8 @@
-"""`tune-digits reproduce`: the paper's whole protocol (SPEC §5) for each of its networks, then the report.
+"""`tune-digits reproduce`: the paper's whole protocol (docs/protocol.md §5) for each of its networks, then the report.
 
 screen (every combination, 350 pairs) → best combination per network → final (1,000 pairs × 20 seeds ×
 25 epochs) → report. `--quick` runs the same steps scaled down to a few minutes on 2 CPU cores. Like the
-CLI, this module sits above `search` and `report` and joins them; neither imports it.
+CLI, this module sits above `tuning` and `report` and joins them; neither imports it.
 """
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Callable
-
 import torch
 
 from .report import best_configuration, run_report
-from .search import (Resources, RunOptions, SearchOutcome, Sizes, auto_seeds_per_trial, plan_search,
+from .tuning import (Launch, Resources, RunOptions, SearchOutcome, Sizes, auto_seeds_per_trial, plan_search,
                      previous_meta, ray_session, run_search, trial_slots)
 from .spaces import Space, apply_overrides, load_space
 from .storage import check_writable
@@ -73,25 +71,28 @@ def cpu_does_bf16() -> bool:
 
 def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
               resources: Resources = Resources(), options: RunOptions = RunOptions(checkpoint_every=CHECKPOINT_EVERY),
-              address: str | None = None, require_gpu: bool = False, num_cpus: int | None = None, data_dir=None,
-              verbose: bool = False, fmt: str = "table", precision: str = "auto", command: str | None = None,
-              connect_timeout: float | None = None, echo: Callable[[str], None] = print) -> list[SearchOutcome]:
+              fmt: str = "table", precision: str = "auto", launch: Launch | None = None, **given) -> list[SearchOutcome]:
     """Screen, final stage and report for each search space in `spaces` (default: the paper's networks,
     each the space of its own name), every trial at `precision` (`fp32`: the exact path of the committed
     reference results; `bf16`; `auto`: `network_precision`).
     `resources` and `options` are `search`'s (the seed grouping is chosen here, per stage; with
-    `options.storage` the tables go there too). `command`: what search.json records (default: this call);
-    `connect_timeout`: how long `address` has to answer."""
+    `options.storage` the tables go there too). `launch` (with any of its fields `given` on top) says how
+    each search runs; its `command`, what search.json records, is this call unless given."""
     from .models import paper_models
 
     spaces = paper_models() if spaces is None else spaces
     output = Path(output)
+    launch = replace(launch or Launch(), **given)
+    if not launch.command:
+        launch = replace(launch, command=_call(output, spaces, quick, precision))
+    echo = launch.echo
     started = time.monotonic()
     outcomes = []
     output.mkdir(parents=True, exist_ok=True)
     if options.storage:
         check_writable(options.storage)  # before Ray starts, as each search checks it again
-    with ray_session(address, verbose, num_cpus, record=output / ".reproduce.ray", connect_timeout=connect_timeout):
+    with ray_session(launch.address, launch.verbose, launch.num_cpus, record=output / ".reproduce.ray",
+                     connect_timeout=launch.connect_timeout):
         # Seeds are grouped into trials (trained in turn: the same numbers as one seed per trial) as far as
         # that keeps every trial slot busy: Ray's fixed cost per trial then falls on several runs
         # (BENCHMARKS.md §2).
@@ -109,9 +110,7 @@ def reproduce(output: str | Path = "outputs", spaces=None, quick: bool = False,
                      f"{len(plan.seeds)} seed(s), {plan.pairs} pairs, {plan.epochs} epochs, "
                      f"{plan.fixed.get('precision', 'fp32')}) in {plan.num_trials} "
                      f"trials of up to {plan.options.seeds_per_trial} seed(s)")
-                outcome = run_search(plan, address=address, require_gpu=require_gpu, data_dir=data_dir,
-                                     verbose=verbose, command=command or _call(output, spaces, quick, precision),
-                                     echo=echo)
+                outcome = run_search(plan, launch)
                 outcomes.append(outcome)
                 if outcome.interrupted:
                     echo("interrupted: rerun the same command to resume where it stopped")

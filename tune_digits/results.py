@@ -1,4 +1,4 @@
-"""The on-disk results format, and its only owner: `search` writes through this module, `report` reads
+"""The on-disk results format, and its only owner: a search (tuning/) writes through this module, `report` reads
 through it, test fixtures build result sets with it. Standard library only: no torch, no Ray, no pandas.
 
 One experiment is a folder `OUTPUT/<space>/<name>/` (outputs/README.md):
@@ -29,7 +29,7 @@ EPOCHS_CSV = "epochs.csv"
 TRIALS_DIR = "trials"
 REPORT_DIR = "report"  # OUTPUT/report/: the report's files, beside the spaces' folders (no experiment)
 
-# Per-epoch metrics of SPEC §3 (plus the validation split's), in the order of the columns.
+# Per-epoch metrics of docs/protocol.md §3 (plus the validation split's), in the order of the columns.
 CURVES = ("train_loss", "train_error", "test_digit_error", "test_error")
 VAL_METRICS = ("val_error", "val_digit_error")
 METRICS = (*CURVES, *VAL_METRICS)

@@ -39,7 +39,7 @@ class Stage:
     pairs: int
     seeds: int
     epochs: int | None = None
-    train_eval: str | None = None  # None: the stage's default (search/plan.py: final-only for a screen)
+    train_eval: str | None = None  # None: the stage's default (tuning/plan.py: final-only for a screen)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""From one-digit backbones to pair models: how the two digits are combined (SPEC §7).
+"""From one-digit backbones to pair models: how the two digits are combined (docs/protocol.md §7).
 
 Strategies:
 - `digits`: classify each digit, compare the argmax predictions (the paper's way).

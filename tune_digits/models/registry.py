@@ -13,6 +13,7 @@ from typing import Callable
 from torch import nn
 
 from .. import paper
+from ..registry import Registry
 from .common import ModelOptionError
 
 # Training values every network starts from (SGD, as the paper's CNNs); a spec's `train_defaults` override
@@ -48,7 +49,7 @@ class NetworkSpec:
         return {**BASE_TRAINING, **self.train_defaults}
 
 
-_SPECS: dict[str, NetworkSpec] = {}
+NETWORKS: Registry[NetworkSpec] = Registry("network", ModelOptionError, order=paper.order)
 
 
 def register_model(train_defaults: dict | None = None):
@@ -57,14 +58,16 @@ def register_model(train_defaults: dict | None = None):
     A backbone maps (B, in_channels, 14, 14) to (logits, side_logits or None)."""
     def wrap(fn):
         doc = (fn.__doc__ or "").strip().splitlines()
-        _SPECS[fn.__name__] = NetworkSpec(fn.__name__, fn, doc[0] if doc else "", dict(train_defaults or {}))
+        NETWORKS.register(fn.__name__, NetworkSpec(fn.__name__, fn, doc[0] if doc else "", dict(train_defaults or {})))
         return fn
     return wrap
 
 
 def register_spec(spec: NetworkSpec) -> None:
-    """Register a spec made elsewhere: a Ray worker receiving a network defined outside this package."""
-    _SPECS.setdefault(spec.name, spec)
+    """Register a spec made elsewhere: a Ray worker receiving a network defined outside this package (a worker
+    that ran a trial of it before, or imported its module, has it already)."""
+    if spec.name not in NETWORKS:
+        NETWORKS.register(spec.name, spec)
 
 
 def is_builtin(name: str) -> bool:
@@ -75,24 +78,21 @@ def is_builtin(name: str) -> bool:
 
 def unregister_model(name: str) -> None:
     """Remove a network (tests that register a network of their own clean up with this)."""
-    _SPECS.pop(name, None)
+    NETWORKS.pop(name)
 
 
 def list_models() -> list[str]:
     """Registered networks in display order: the paper's, in its Table II order, then the others by name."""
-    return paper.order(_SPECS)
+    return NETWORKS.names()
 
 
 def paper_models() -> list[str]:
     """The registered networks that the paper studies (what `tune-digits reproduce` runs)."""
-    return [n for n in list_models() if _SPECS[n].in_paper]
+    return [spec.name for spec in NETWORKS.values() if spec.in_paper]
 
 
 def network_spec(name: str) -> NetworkSpec:
-    try:
-        return _SPECS[name]
-    except KeyError:
-        raise ModelOptionError(f"unknown network '{name}'; known: {', '.join(list_models())}") from None
+    return NETWORKS.get(name)
 
 
 def _lookup(name: str):

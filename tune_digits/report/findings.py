@@ -25,7 +25,7 @@ from .load import value_order
 from .stats import welch
 from .table import Column, Table
 
-# A study's result set → the one it builds on and is asked to beat (issue 16: levers on best; best on ResNet).
+# A study's result set → the one it builds on and is asked to beat (the levers study builds on best; best on ResNet).
 STUDY_BASES = {"best": paper.BEST_ARCH, "levers": "best"}
 COLUMNS = ["family", "kind", "question", "experiment", "option", "better", "worse", "candidate", "reference",
            "n_candidate", "n_reference", "candidate_mean", "reference_mean", "diff", "ci_low", "ci_high", "test",

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paper, results
+from ..errors import UserError
 from .analysis import KEY, Analysis, by_space
 from .load import value_order
 from .stats import mean_std
@@ -40,7 +41,7 @@ def _side_by_side(analyses: Sequence[Analysis]) -> Table:
     data = pd.DataFrame(records)
     rule = ("Test comparison error in %, mean ± sample std over n repetitions. Paper: Table II as published (its "
             "networks are the authors' code's, parameters counted from them). Cited rows are measurements by "
-            "others, reported in issue 16, not results of this code: the authors' code (ResNet 2 blocks × 16 "
+            "others outside this repository (docs/protocol.md §7), not results of this code: the authors' code (ResNet 2 blocks × 16 "
             "channels, k=7, BN; 1,000 pairs, 25 epochs, final epoch, 7 rounds) and the best peer (a siamese LeNet "
             "predicting both digits, compared with a hard ≤, 800 training pairs, 10 rounds). Result sets: the "
             "honest view of the stage that stands for each space (final if any); 'config on val': its "
@@ -75,8 +76,7 @@ def parameters(a: Analysis, config: str) -> int | None:
     """The trained parameters of one configuration of an experiment (every ensemble member), from the typed
     config search.json records for one of its trials; None when that does not make a model (no config recorded,
     a network this process does not know)."""
-    from ..errors import UserError
-    from ..train import TrainConfig, parameter_count
+    from ..train import TrainConfig, parameter_count  # torch, only for the configurations shown
 
     trial_id = a.exp.rows.loc[a.exp.rows["config"] == config, "trial_id"].iloc[0]
     recorded = results.trial_config(a.exp.meta.get("trials", {}).get(trial_id))

@@ -2,9 +2,9 @@
 
 Every configuration starts with `first` seeds; after each round (every surviving configuration has one more
 seed) a test drops those already significantly worse than the best, and the survivors get the next seed, up
-to `max_seeds`. Pure functions and a state machine over numbers, no Ray: the searcher (tune_digits/search/
-racer.py) drives it with trials' results, the report reads its eliminations, and a test replays committed
-screens through it without training.
+to `max_seeds`. Pure functions and a state machine over numbers, no Ray, so that a searcher can drive it
+with trials' results, a report can read its eliminations, and a test replays committed screens through it
+without training.
 
 The test is irace's: Friedman's test across the surviving configurations, the blocks being seeds, then
 Conover's post-hoc comparison of each configuration with the best (lowest rank sum), Holm-corrected over

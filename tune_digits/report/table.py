@@ -9,7 +9,8 @@ import pandas as pd
 
 from .. import results
 from .analysis import Analysis
-from .load import Experiment, fmt_value
+from ..registry import Registry
+from .load import Experiment, ReportError, fmt_value
 
 VIEW_LABELS = {
     "best_epoch": "test-selected (paper)",  # optimistic: the rules say so
@@ -63,25 +64,22 @@ class NotBuilt(Exception):
 
 # A table function gets every experiment's analysis and returns its table(s), or None when it does not apply.
 TableFunction = Callable[[Sequence[Analysis]], Union[Table, Sequence[Table], None]]
-TABLES: dict[str, TableFunction] = {}  # in the report's order: the order of registration
+TABLES: Registry[TableFunction] = Registry("report table", ReportError)  # in the report's order: registration's
 
 
 def register_table(name: str) -> Callable[[TableFunction], TableFunction]:
     """Decorator: `fn` builds the report's table `name` (after those registered before it)."""
     def register(fn: TableFunction) -> TableFunction:
-        if name in TABLES:
-            raise ValueError(f"report table '{name}' is already registered")
-        TABLES[name] = fn
-        return fn
+        return TABLES.register(name, fn)
     return register
 
 
 def unregister_table(name: str) -> None:
-    del TABLES[name]
+    TABLES.pop(name)
 
 
 def table_names() -> list[str]:
-    return list(TABLES)
+    return TABLES.names()
 
 
 # ---------------------------------------------------------------------------------------------------

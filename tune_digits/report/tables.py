@@ -29,34 +29,38 @@ def findings(analyses: Sequence[Analysis]) -> Table | None:
 
 
 @register_table("table2_best")
-def table2(analyses: Sequence[Analysis]) -> Table:
+def best_per_space(analyses: Sequence[Analysis]) -> Table:
     """Then Table II: the summary, beside the paper."""
     return best_table(analyses)
 
 
 @register_table(TABLE_III.name)
-def table3(analyses: Sequence[Analysis]) -> Table | None:
+def linear_dropout(analyses: Sequence[Analysis]) -> Table | None:
+    """Table III: the Linear net with and without dropout."""
     return paper_ablation(analyses, TABLE_III)
 
 
 @register_table(TABLE_IV.name)
-def table4(analyses: Sequence[Analysis]) -> Table | None:
+def lenet_aux_loss(analyses: Sequence[Analysis]) -> Table | None:
+    """Table IV: LeNet with and without the auxiliary loss."""
     return paper_ablation(analyses, TABLE_IV)
 
 
 @register_table("table5_setups")
-def table5(analyses: Sequence[Analysis]) -> Table | None:
+def setups(analyses: Sequence[Analysis]) -> Table | None:
+    """Table V: the authors' setup beside the paper's and ours."""
     return setups_table(analyses)
 
 
 @register_table("table6_honest")
-def table6(analyses: Sequence[Analysis]) -> list[Table] | None:
-    """Issue 16's honest best beside the paper and the cited results; what each lever gave."""
+def honest_best(analyses: Sequence[Analysis]) -> list[Table] | None:
+    """Table VI: the honest best (chosen without the test set) beside the paper and the cited results; what
+    each lever gave."""
     return honest_tables(analyses)
 
 
 @register_table("table1_ranking")
-def table1(analyses: Sequence[Analysis]) -> list[Table]:
+def rankings(analyses: Sequence[Analysis]) -> list[Table]:
     """Table I: one per screen, or per experiment with more than one configuration."""
     return [ranking_table(a) for a in analyses if a.exp.stage == "screen" or len(a.configs) > 1]
 

@@ -1,6 +1,6 @@
 """Seeding, device choice and the epoch loop. Pure PyTorch: nothing here knows about Ray.
 
-`fit(config, data, device, on_epoch=callback)` trains one repetition and hands the metrics of SPEC §3
+`fit(config, data, device, on_epoch=callback)` trains one repetition and hands the metrics of docs/protocol.md §3
 to `on_epoch` after every epoch; tests, benchmarks, `tune-digits train` and the Ray trainable all call it.
 `fit_replicas` trains several seeds of one configuration in the same loop (loop.py): one seed is R = 1.
 

@@ -12,7 +12,7 @@ import torch
 
 from ..data import SPLIT_SIZES, STANDARDISE
 from ..errors import UserError
-from ..models import count_parameters, create_ensemble, create_model, list_models, model_options, train_defaults
+from ..models import NETWORKS, count_parameters, create_ensemble, create_model, model_options, train_defaults
 from ..results import CONFIG_RENAMES
 
 OPTIMIZERS = ("sgd", "adam")
@@ -20,7 +20,7 @@ SCHEDULES = ("constant", "cosine")
 # fp32: the exact path (tests/test_golden.py). bf16: forward passes under autocast (convolutions and matmuls in
 # bfloat16, AVX-512 BF16 on this CPU), master weights and optimiser state in float32 (BENCHMARKS.md §7).
 PRECISIONS = ("fp32", "bf16")
-# When the training set's error is measured: every epoch (SPEC §3, Figure 1), or at the final epoch only (a
+# When the training set's error is measured: every epoch (docs/protocol.md §3, Figure 1), or at the final epoch only (a
 # screen ranks on the final epoch; the pass over the training digits is ≈ 1/4 of an epoch's work).
 TRAIN_EVALS = ("every", "final")
 BATCH_ORDERS = ("shuffled", "fixed")
@@ -36,7 +36,7 @@ class TrainConfig:
     """Everything one repetition needs. `options` holds the model's own options (see `tune-digits models`)."""
 
     network: str = "lenet"
-    pairs: int = 1000  # train pairs; test pairs too unless test_pairs is set (SPEC §2)
+    pairs: int = 1000  # train pairs; test pairs too unless test_pairs is set (docs/protocol.md §2)
     test_pairs: int | None = None
     epochs: int = 25
     seed: int = 0  # fixes the pairs drawn, the initial weights and the batch order
@@ -66,8 +66,7 @@ class TrainConfig:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.network not in list_models():
-            raise ConfigError(f"unknown network '{self.network}'; known: {', '.join(list_models())}")
+        NETWORKS.get(self.network, error=ConfigError)  # an unknown one fails with the known ones
         for name, value in vars(self).items():
             expected = _FIELD_TYPES.get(name)
             if value is not None and expected and not (isinstance(value, expected) and
@@ -110,7 +109,7 @@ class TrainConfig:
                 create_model(self.network, **self.options)
         except UserError as err:  # one exception type for every config mistake
             raise ConfigError(str(err)) from None
-        # Each pair takes two digits of its split (SPEC §2): MNIST's train split holds 60,000, its test split 10,000.
+        # Each pair takes two digits of its split (docs/protocol.md §2): MNIST's train split holds 60,000, its test split 10,000.
         for n, split, name in ((self.pairs, "train", "pairs"), (self.test_pairs or self.pairs, "test", "test pairs")):
             if 2 * n > SPLIT_SIZES[split]:
                 hint = " (set test_pairs to draw fewer)" if split == "test" and self.test_pairs is None else ""

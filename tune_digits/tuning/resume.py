@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
-from .plan import SearchError
+from ..errors import SearchError
 
 
 def usable_state(ray_path: str) -> bool:
@@ -59,10 +61,31 @@ def restore(ray_path: str, trainable, exp_dir: Path):
     if not (tune.Tuner.can_restore(ray_path) and usable_state(ray_path)):
         return None
     try:
-        return tune.Tuner.restore(ray_path, trainable, resume_errored=True)
+        with old_module_names():
+            return tune.Tuner.restore(ray_path, trainable, resume_errored=True)
     except (EOFError, pickle.UnpicklingError):  # tuner.pkl cut short by a kill while it was written
         return None
     except (AttributeError, ImportError) as err:
         # Tune's pickle of the experiment names code that is gone: it was started by an earlier tune-digits.
         raise SearchError(f"{exp_dir}: cannot resume, Ray's saved state names code this version no longer has "
                           f"({err}); use --restart to archive it and start afresh, or --name to start another") from None
+
+
+# This package's name before it was renamed (it clashed with the API function `tune_digits.search`).
+OLD_PACKAGE = "tune_digits.search"
+
+
+@contextmanager
+def old_module_names():
+    """Tune's pickle of an experiment started before the rename names this package's modules by their old
+    names (the callbacks: tune_digits.search.writer.ResultWriter, ...): while it is read, those names are
+    today's modules, so that such a search still resumes."""
+    aliases = {OLD_PACKAGE + name[len(__package__):]: module for name, module in list(sys.modules.items())
+               if name == __package__ or name.startswith(__package__ + ".")}
+    added = [name for name in aliases if name not in sys.modules]
+    sys.modules.update({name: aliases[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)

@@ -12,15 +12,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
+from ..errors import SearchError
 from ..provenance import code_version, driver_machine, relative_to, versions
 from ..results import FORMAT_VERSION, has_rows, new_meta, rename_config, write_epochs_csv
-from .algorithms import searcher
+from ..storage import filesystem, join
+from .algorithms import param_space, scheduler, searcher, tune_config
 from .checkpoints import states_dir, sweep_temporaries
-from .placement import archive_stored, check_storage, fetch_stored, mirror_for, probe_storage, ray_location
-from .plan import Resources, SearchError, SearchPlan, previous_meta
+from .connect import check_answers
+from .launch import Launch
+from .placement import (TrialLocation, archive_stored, check_storage, fetch_stored, mirror_for, probe_storage,
+                        ray_location)
+from .plan import Resources, SearchPlan, previous_meta
+from .reaper import OWNER_ENV, Watchdog, new_token, stop_marked
 from .resume import exists, restore
+from .tracking import callbacks as trackers
+from .trainable import run_trial, ship_network
 
 
 @dataclass
@@ -38,8 +45,6 @@ class SearchOutcome:
 def _start_ray(address, verbose, num_cpus, num_gpus, connect_timeout=None) -> dict | None:
     """ray.init's address_info (None when Ray was already running)."""
     import ray
-
-    from .connect import check_answers
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -65,8 +70,6 @@ def ray_session(address: str | None = None, verbose: bool = False, num_cpus: int
     `record` stops whatever is still left of it first."""
     import ray
 
-    from .reaper import OWNER_ENV, stop_marked
-
     if record is not None and record.exists():
         stop_marked(record.read_text().strip())
         record.unlink()
@@ -90,8 +93,6 @@ def ray_session(address: str | None = None, verbose: bool = False, num_cpus: int
 def _mark_local_ray(record: Path | None):
     """Mark the local Ray about to start (reaper.py) and start its watchdog first, so that even a driver
     killed while Ray starts leaves nothing behind."""
-    from .reaper import OWNER_ENV, Watchdog, new_token
-
     token = new_token()
     watchdog = Watchdog(token)
     os.environ[OWNER_ENV] = token  # inherited by every process of the Ray started now, and only by them
@@ -135,17 +136,13 @@ def check_gpus(plan: SearchPlan, require_gpu: bool, address: str | None) -> tupl
     return plan, "no GPU available to Ray: running on CPU instead (pass --require-gpu to insist)"
 
 
-def run_search(plan: SearchPlan, *, address: str | None = None, restart: bool = False, verbose: bool = False,
-               progress: bool = True, data_dir=None, require_gpu: bool = False, num_cpus: int | None = None,
-               num_gpus: int | None = None, connect_timeout: float | None = None, command: str = "",
-               echo: Callable[[str], None] = print) -> SearchOutcome:
-    """Run (or resume) the plan's experiment; Ctrl-C stops it with the partial results kept. `connect_timeout`:
-    how long `address` has to answer (connect.py)."""
+def run_search(plan: SearchPlan, launch: Launch | None = None, **given) -> SearchOutcome:
+    """Run (or resume) the plan's experiment as `launch` says, with any of its fields `given` on top
+    (`run_search(plan, progress=False)`); Ctrl-C stops it with the partial results kept."""
+    launch = replace(launch or Launch(), **given)
     lock = lock_experiment(plan.experiment_dir)
     try:
-        return _run_search(plan, address=address, restart=restart, verbose=verbose, progress=progress,
-                           data_dir=data_dir, require_gpu=require_gpu, num_cpus=num_cpus, num_gpus=num_gpus,
-                           connect_timeout=connect_timeout, command=command, echo=echo)
+        return _run_search(plan, launch)
     finally:
         lock.close()  # releases the lock
 
@@ -171,8 +168,7 @@ def lock_experiment(exp_dir: Path):
     return handle
 
 
-def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_dir, require_gpu, num_cpus,
-                num_gpus, connect_timeout, command, echo) -> SearchOutcome:
+def _run_search(plan: SearchPlan, launch: Launch) -> SearchOutcome:
     from ..data import load_mnist14
     from .live import Session, running
 
@@ -180,16 +176,17 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
     probe_storage(plan)  # before Ray starts: a bucket, endpoint or credentials that fail, in one line
     fetch_stored(plan)  # a search started elsewhere (another Ray job's copy of the working dir) resumes
     previous = previous_meta(exp_dir)
+    echo, restart = launch.echo, launch.restart
     if previous and not restart and previous.get("fingerprint") != plan.fingerprint():
         raise SearchError(f"{exp_dir} holds a different search (other grid, seeds or fixed values); "
                           f"use --name to start another, or --restart to archive it and start afresh")
-    mnist = load_mnist14(data_dir)  # fails here, before Ray starts, on a bad --data-dir
+    mnist = load_mnist14(launch.data_dir)  # fails here, before Ray starts, on a bad --data-dir
     mirror = None
-    with ray_session(address, verbose, num_cpus, num_gpus, record=exp_dir.parent / f".{exp_dir.name}.ray",
-                     connect_timeout=connect_timeout):
+    with ray_session(launch.address, launch.verbose, launch.num_cpus, launch.num_gpus,
+                     record=exp_dir.parent / f".{exp_dir.name}.ray", connect_timeout=launch.connect_timeout):
         try:
-            plan, note = check_gpus(plan, require_gpu, address)
-            check_storage(plan, address)
+            plan, note = check_gpus(plan, launch.require_gpu, launch.address)
+            check_storage(plan, launch.address)
             notes = list(plan.notes)
             if note:
                 notes.append(note)
@@ -200,13 +197,13 @@ def _run_search(plan: SearchPlan, *, address, restart, verbose, progress, data_d
                 previous = None
             location = ray_location(plan, previous)
             exp_dir.mkdir(parents=True, exist_ok=True)
-            meta = _start_meta(plan, previous, command, ray_path=location[2])
+            meta = _start_meta(plan, previous, launch.command, ray_path=location.ray_path)
             mirror = mirror_for(plan)
-            states = states_dir(meta["started"])
+            location = location._replace(states=states_dir(meta["started"]))
             if previous:
-                _sweep(location[2], states, echo)
-            with running(Session(plan, meta, show_progress=progress, mirror=mirror)) as key:
-                tuner, resumed = _tuner(plan, key, previous, mnist, (*location, states), verbose, echo)
+                _sweep(location, echo)
+            with running(Session(plan, meta, show_progress=launch.progress, mirror=mirror)) as key:
+                tuner, resumed = _tuner(plan, key, previous, mnist, location, launch.verbose, echo)
                 _note_trackers(plan, meta, resumed, echo)
                 with _without_tune_loggers():
                     results = tuner.fit()  # Ctrl-C stops it and returns the partial results
@@ -229,11 +226,9 @@ def _note_trackers(plan: SearchPlan, meta: dict, resumed: bool, echo) -> None:
              f"started with ({before}); --restart starts afresh with these")
 
 
-def _sweep(ray_path: str, states: str, echo) -> None:
+def _sweep(location: TrialLocation, echo) -> None:
     """Before a resumed search's trials start: remove the half-written checkpoint files its killed trials left."""
-    from ..storage import filesystem, join
-
-    fs, folder = filesystem(join(ray_path, states))
+    fs, folder = filesystem(join(location.ray_path, location.states))
     removed = sweep_temporaries(fs, folder)
     if removed:
         echo(f"removed {removed} half-written checkpoint file(s) of trials killed while saving")
@@ -286,28 +281,23 @@ def space_file(space, exp_dir: Path) -> str:
     return relative_to(space.path, exp_dir)
 
 
-def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: tuple[str, str, str, str],
-           verbose: bool, echo):
-    """(Tuner, resumed): Tune's restored experiment when there is one to resume, else a new Tuner. `location`:
-    Tune's storage path, experiment name, its folder, and the folder of the trials' checkpoints in it.
+def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: TrialLocation, verbose: bool, echo):
+    """(Tuner, resumed): Tune's restored experiment when there is one to resume, else a new Tuner.
 
     A restored Tuner brings back the callbacks pickled when the experiment started; they find this run's
     session through the experiment's folder (live.py), so nothing of the restored run config needs replacing."""
     from ray import tune
 
-    from .algorithms import param_space, scheduler, tune_config
-    from .progress import Progress
-    from .tracking import callbacks as trackers
-    from .trainable import run_trial, ship_network
+    from .progress import Progress  # progress and writer are Ray callbacks: they import ray
     from .writer import ResultWriter
 
     exploits = scheduler(plan.algorithm.scheduler).exploits
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, mnist=mnist, checkpoint_every=plan.options.checkpoint_every,
                              vectorize=plan.options.vectorize, networks=ship_network(plan.network),
-                             states=location[3], tune_checkpoints=exploits),
+                             states=location.states, tune_checkpoints=exploits),
         {"cpu": plan.resources.cpus_per_trial, "gpu": plan.resources.gpus_per_trial})
-    storage_path, exp_name, ray_path, _ = location
+    ray_path = location.ray_path
     restored = restore(ray_path, trainable, plan.experiment_dir) if previous else None
     if restored is not None:
         echo(f"resuming {plan.experiment_dir} (finished trials are kept, unfinished ones continue from their "
@@ -325,7 +315,7 @@ def _tuner(plan: SearchPlan, key: str, previous: dict | None, mnist, location: t
              f"their checkpoints")
     # No Tune checkpoints: each trial keeps its own (checkpoints.py), so Tune's state never names a deleted one.
     run_config = tune.RunConfig(
-        name=exp_name, storage_path=storage_path, verbose=1 if verbose else 0,
+        name=location.name, storage_path=location.storage_path, verbose=1 if verbose else 0,
         callbacks=[ResultWriter(key), Progress(key), *trackers(plan)],
         failure_config=tune.FailureConfig(max_failures=plan.options.max_failures),
         # Population Based Training clones other trials through Tune's checkpoints: those trials report them too.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from ..errors import SearchError
 from .algorithms import check_package, scheduler, searcher
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ class Algorithm:
     settings: dict = field(default_factory=dict)  # the scheduler's settings (a space's search: block)
 
     def __post_init__(self):
-        from .plan import SearchError
-
         if self.search is not None:
             searcher(self.search)  # an unknown name fails with the known ones
         if self.scheduler is not None:
@@ -57,8 +56,6 @@ class Algorithm:
 
 def resolve_algorithm(given: Algorithm, space: Space) -> Algorithm:
     """The flags over the space's `search:` block over the defaults, checked as a whole."""
-    from .plan import SearchError
-
     block = space.search
     settings = dict(given.settings)
     if given.scheduler is None or given.scheduler == block.get("scheduler"):

@@ -16,6 +16,9 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from ..errors import SearchError
+from ..registry import Registry
+
 if TYPE_CHECKING:
     from .plan import SearchPlan
 
@@ -29,30 +32,27 @@ class Tracker:
     make: Callable[["SearchPlan"], object]  # → Ray Tune callback
 
 
-TRACKERS: dict[str, Tracker] = {}
+TRACKERS: Registry[Tracker] = Registry("--log", SearchError)
 
 
 def register_tracker(name: str, package: str):
     def wrap(make):
-        TRACKERS[name] = Tracker(name, package, make)
+        TRACKERS.register(name, Tracker(name, package, make))
         return make
     return wrap
 
 
 def check_trackers(names) -> None:
     """At plan time: each name is a tracker, and its package is installed (else the extra to install)."""
-    from .plan import SearchError
-
     for name in names:
-        if name not in TRACKERS:
-            raise SearchError(f"unknown --log '{name}'; use one of {', '.join(TRACKERS)}")
-        if importlib.util.find_spec(TRACKERS[name].package) is None:
-            raise SearchError(f"--log {name} needs {TRACKERS[name].package}: pip install -c constraints.txt "
+        tracker = TRACKERS.get(name)
+        if importlib.util.find_spec(tracker.package) is None:
+            raise SearchError(f"--log {name} needs {tracker.package}: pip install -c constraints.txt "
                               f"'tune-digits[{EXTRA}]'")
 
 
 def callbacks(plan: SearchPlan) -> list:
-    return [TRACKERS[name].make(plan) for name in plan.options.log]
+    return [TRACKERS.get(name).make(plan) for name in plan.options.log]
 
 
 def config_id(config: dict) -> str:

@@ -14,21 +14,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import UserError
+from ..errors import SearchError, UserError
 from ..results import CONFIG_RENAMES, SEARCH_JSON, ResultsError, read_meta
 from ..storage import check_scheme, join, normalize
 from .algorithms import searcher
 from .selection import Algorithm, choose_metric, metric_line, resolve_algorithm
+from .tracking import check_trackers
 
 if TYPE_CHECKING:
     from ..spaces import Space
 
 STAGES = ("screen", "final", "custom")
 MAX_TRAIN_PAIRS = 30_000  # MNIST's 60,000 train digits, two per pair (data.SPLIT_SIZES; TrainConfig checks both)
-
-
-class SearchError(UserError):
-    """A search that cannot start as asked; one line for the user."""
 
 
 def _at_least(group, **lows) -> None:
@@ -88,8 +85,6 @@ class RunOptions:
         if self.storage:  # Ray wants it absolute (trials change their working directory)
             check_scheme(self.storage)  # here, so that --dry-run catches it (the network is tried at the start)
             object.__setattr__(self, "storage", normalize(self.storage))
-        from .tracking import check_trackers
-
         check_trackers(self.log)
 
 

@@ -4,10 +4,13 @@ experiment), and the copy of the tidy tables beside it (the `Mirror` of tune_dig
 search started elsewhere resumes from and a restart archives."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..provenance import relative_to
 from ..results import SEARCH_JSON
 from ..storage import Mirror, archive_remote, check_writable, fetch_experiment, join
-from .plan import SearchError, SearchPlan
+from ..errors import SearchError
+from .plan import SearchPlan
 
 
 def stored(plan: SearchPlan) -> str:
@@ -15,7 +18,16 @@ def stored(plan: SearchPlan) -> str:
     return join(plan.options.storage, plan.space.name, plan.name)
 
 
-def ray_location(plan: SearchPlan, previous: dict | None) -> tuple[str, str, str]:
+class TrialLocation(NamedTuple):
+    """Where Tune keeps an experiment, and the trials their own checkpoints."""
+
+    storage_path: str  # Tune's storage_path
+    name: str  # Tune's experiment name under it
+    ray_path: str  # the two joined: Tune's experiment folder
+    states: str = ""  # the folder of the trials' checkpoints in it (checkpoints.py), named when the run starts
+
+
+def ray_location(plan: SearchPlan, previous: dict | None) -> TrialLocation:
     """Tune's storage_path, experiment name and the path of its folder: the experiment's own ray/ folder,
     under --storage as locally (`<storage>/<space>/<name>/ray`, beside the tables the Mirror copies there)."""
     if not plan.options.storage:
@@ -24,7 +36,7 @@ def ray_location(plan: SearchPlan, previous: dict | None) -> tuple[str, str, str
         storage_path, exp_name = plan.options.storage, f"{plan.space.name}-{plan.name}"  # kept where it started
     else:
         storage_path, exp_name = stored(plan), "ray"
-    return storage_path, exp_name, join(storage_path, exp_name)
+    return TrialLocation(storage_path, exp_name, join(storage_path, exp_name))
 
 
 def check_storage(plan: SearchPlan, address: str | None) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 
-from .plan import SearchError
+from ..errors import SearchError
 
 TIMEOUT_ENV = "TUNE_DIGITS_CONNECT_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0

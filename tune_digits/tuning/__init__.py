@@ -3,6 +3,7 @@ inside the functions that run a search: planning, a dry run and `--help` never p
 
 - plan: what will run (`plan_search` → `SearchPlan`, `describe_plan`), no Ray;
 - algorithms: the registries of searchers and schedulers, and the plan in Tune's terms;
+- launch: how a plan is run (which Ray, the driver's output): one `Launch` value;
 - runner: Ray start, the experiment's lock, the Tuner (new or restored), the outcome;
 - placement: on a cluster, where the state lives (--storage): the preflight, Ray's folder, the tables' copy;
 - resume: Tune's saved state of an interrupted search (reads whole?, restored);
@@ -11,31 +12,18 @@ inside the functions that run a search: planning, a dry run and `--help` never p
 - reaper: the mark and watchdog of a local Ray, so that a driver killed hard leaves no process behind;
 - faults: the fault-injection hooks of the tests.
 """
-import sys
-import types
-
 from .algorithms import SCHEDULERS, SEARCHERS, register_scheduler, register_searcher
 from .faults import DELAY_ENV, FAULT_ENV, PAUSE_ENV
-from .plan import (Algorithm, Resources, RunOptions, SearchError, SearchPlan, Sizes, auto_seeds_per_trial,
+from .launch import Launch
+from ..errors import SearchError
+from .plan import (Algorithm, Resources, RunOptions, SearchPlan, Sizes, auto_seeds_per_trial,
                    describe_plan, plan_search, previous_meta)
 from ..provenance import cpu_model
 from .runner import SearchOutcome, ray_session, run_search, trial_slots
 
-__all__ = ["Algorithm", "DELAY_ENV", "FAULT_ENV", "PAUSE_ENV",
+__all__ = ["Algorithm", "DELAY_ENV", "FAULT_ENV", "Launch", "PAUSE_ENV",
            "Resources", "RunOptions", "SCHEDULERS", "SEARCHERS", "SearchError",
            "SearchOutcome", "SearchPlan", "Sizes", "auto_seeds_per_trial", "cpu_model", "describe_plan",
            "plan_search", "previous_meta", "ray_session", "register_scheduler", "register_searcher", "run_search",
            "trial_slots"]
 
-
-class _CallablePackage(types.ModuleType):
-    """`td.search(space, ...)` (tune_digits.api.search) is called through this package: importing a subpackage
-    makes it the attribute `search` of tune_digits, the name the Python API gives the function."""
-
-    def __call__(self, *args, **kwargs):
-        from ..api import search
-
-        return search(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..errors import SearchError
+from ..registry import Registry
+
 if TYPE_CHECKING:
     from .plan import SearchPlan
 
@@ -33,8 +36,8 @@ class AlgorithmSpec:
     seeded: bool = False  # (searchers) its draws are seeded by the plan's first seed (search.json: searcher_seed)
 
 
-SEARCHERS: dict[str, AlgorithmSpec] = {}
-SCHEDULERS: dict[str, AlgorithmSpec] = {}
+SEARCHERS: Registry[AlgorithmSpec] = Registry("search", SearchError)
+SCHEDULERS: Registry[AlgorithmSpec] = Registry("scheduler", SearchError)
 
 
 def register_searcher(name: str, *, exhaustive: bool = False, needs_metric: bool = False, package: str | None = None,
@@ -52,28 +55,20 @@ def register_scheduler(name: str, *, stops_early: bool = False, needs_metric: bo
                      needs_axis=needs_axis, exploits=exploits)
 
 
-def _register(table: dict[str, AlgorithmSpec], name: str, **flags):
+def _register(table: Registry[AlgorithmSpec], name: str, **flags):
     def wrap(make):
         doc = (make.__doc__ or "").strip().splitlines()
-        table[name] = AlgorithmSpec(name, make, doc[0] if doc else "", **flags)
+        table.register(name, AlgorithmSpec(name, make, doc[0] if doc else "", **flags))
         return make
     return wrap
 
 
 def searcher(name: str) -> AlgorithmSpec:
-    return _lookup(SEARCHERS, "search", name)
+    return SEARCHERS.get(name)
 
 
 def scheduler(name: str) -> AlgorithmSpec:
-    return _lookup(SCHEDULERS, "scheduler", name)
-
-
-def _lookup(table: dict[str, AlgorithmSpec], kind: str, name: str) -> AlgorithmSpec:
-    if name not in table:
-        from .plan import SearchError
-
-        raise SearchError(f"unknown {kind} '{name}'; use one of {', '.join(table)}")
-    return table[name]
+    return SCHEDULERS.get(name)
 
 
 def check_package(spec: AlgorithmSpec, option: str) -> None:
@@ -81,13 +76,11 @@ def check_package(spec: AlgorithmSpec, option: str) -> None:
     import importlib.util
 
     if spec.package and importlib.util.find_spec(spec.package) is None:
-        from .plan import SearchError
-
         raise SearchError(f"{option} {spec.name} needs {spec.package}: pip install -c constraints.txt "
                           f"'tune-digits[{spec.package}]'")
 
 
-def help_text(table: dict[str, AlgorithmSpec]) -> str:
+def help_text(table: Registry[AlgorithmSpec]) -> str:
     """`name: description` of each entry, for the CLI's help."""
     return " ".join(f"{spec.name}: {spec.description}." for spec in table.values())
 
