@@ -9,8 +9,8 @@ import math
 
 import pytest
 from helpers import ROOT
-from reference_check import (START_RELATIVE, check, committed_history, distribution_problems, final_errors,
-                             prediction_interval, trial_of)
+from reference_check import (START_RELATIVE, check, committed_history, distribution_problems, error_noise,
+                             final_errors, prediction_interval, trial_of)
 
 from tune_digits import provenance
 
@@ -64,6 +64,10 @@ def test_the_prediction_interval_is_the_t_distributions():
     assert prediction_interval(values, 0.95) == pytest.approx(
         stats.t.interval(0.95, n - 1, loc=mean, scale=sd * math.sqrt(1 + 1 / n)))
     assert prediction_interval([2.0]) == (-math.inf, math.inf)
+    assert prediction_interval([2.6, 2.6]) == (2.6, 2.6)  # no spread seen...
+    low, high = prediction_interval([2.6, 2.6], floor=error_noise([2.6, 2.6], 1000))  # ...but an error rate has some
+    assert error_noise([2.6, 2.6], 1000) == pytest.approx(100 * math.sqrt(0.026 * 0.974 / 1000))
+    assert low < 2.0 and 3.2 < high
 
 
 def test_train_once_with_threads_1_matches_a_one_cpu_trial():
