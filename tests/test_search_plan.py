@@ -108,7 +108,7 @@ def test_final_stage_takes_the_best_in_the_results_option_names(tmp_path):
 
 def test_cli_choices_and_help_come_from_the_registries():
     params = {p.name: p for p in search_command.params}
-    assert list(params["searcher"].type.choices) == list(SEARCHERS) == ["grid", "random", "optuna", "hyperopt"]
+    assert list(params["searcher"].type.choices) == list(SEARCHERS) == ["grid", "random", "optuna", "hyperopt", "race"]
     assert list(params["scheduler"].type.choices) == list(SCHEDULERS) == ["fifo", "asha", "hyperband", "median", "pbt"]
     boxed = CliRunner().invoke(main, ["search", "--help"]).stdout
     text = " ".join(re.sub("[│╭╮╰╯─]", " ", boxed).split())  # the help's panels are boxes
@@ -242,6 +242,13 @@ BAD = [
     (["lenet", "--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
     (["lenet", "--vectorize"], "--vectorize trains the seeds of a trial as one model"),
     (["lenet", "--seeds-per-trial", "0"], "--seeds-per-trial must be at least 1"),
+    (["lenet", "--search", "race", "--race", "first=1"], "--race first=1: the first test needs at least 2 seeds"),
+    (["lenet", "--search", "race", "--race", "alpha=2"], "--race alpha=2: a significance level is between 0 and 1"),
+    (["lenet", "--search", "race", "--race", "budget=0"], "--race budget=0: a budget is at least 1 run"),
+    (["lenet", "--search", "race", "--race", "rounds=3"], "has no setting rounds; its settings: none (--search race's"),
+    (["lenet", "--search", "race", "--scheduler", "asha"], "--search race compares runs that ran every epoch"),
+    (["lenet", "--search", "race", "--reps", "3", "--seeds-per-trial", "3"], "hands out one seed per trial"),
+    (["lenet", "--search", "race", "--set", "lr={{uniform: [0.01, 0.1]}}"], "a distribution axis cannot be raced"),
 ]
 
 
@@ -294,3 +301,17 @@ def test_cli_spaces_lists_grid_sizes():
     assert "screen 350×3 → 48" in lines["lenet"] and lines["lenet"].endswith("shipped")
     assert "final 1000×20 → 20" in lines["lenet"]
 
+
+def test_a_race_plans_one_trial_per_configuration_and_seed(tmp_path):
+    """A race's trials are (configuration, seed) runs it hands out itself: Tune gets no grid, a trial per run
+    at most, and --dry-run says the rounds and the fewest and most runs."""
+    from tune_digits.tuning.algorithms import param_space, tune_config
+
+    plan = make_plan(tmp_path, "lenet", LENET_TWO, reps=5, search="race", settings={"first": 3, "budget": 9})
+    assert (plan.combinations, plan.num_runs, plan.options.seeds_per_trial) == (2, 10, 1)
+    assert param_space(plan) == plan.trial_base()  # no axis, no seed: the searcher gives both
+    config = tune_config(plan)
+    assert config.num_samples == 10 and config.metric == "val_error" and config.mode == "min"
+    dry = describe_plan(plan)
+    assert "race: 3 seed(s) per configuration" in dry and "up to 5, ranked on val_error" in dry
+    assert "runs: at least 6 (every configuration's first seeds), at most 9 (budget 9)" in dry

@@ -19,18 +19,20 @@ def search(space: str, stage: str | None = None, *, output: str | Path = "output
            pairs: int | None = None, reps: int | None = None, epochs: int | None = None,
            overrides: dict[str, Any] | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
            address: str | None = None, num_cpus: int | None = None, searcher: str = "grid", num_samples: int = 1,
-           scheduler: str = "fifo", seeds_per_trial: int = 1, restart: bool = False,
+           scheduler: str = "fifo", race: dict[str, Any] | None = None, seeds_per_trial: int = 1, restart: bool = False,
            spaces_dir: str | Path | None = None, data_dir: str | Path | None = None,
            verbose: bool = False) -> pd.DataFrame:
     """`tune-digits search` from Python: run (or resume) the search and return its rows (`load_results`).
 
-    `space` is a space's name or a .yaml path; `overrides` are `--set` values (a list replaces a grid axis).
+    `space` is a space's name or a .yaml path; `overrides` are `--set` values (a list replaces a grid axis);
+    `race` the `--race` settings of `searcher="race"` ({"first": 2, "alpha": 0.05, "budget": None}).
     The frame's `attrs` hold the experiment's folder and the outcome (trials finished, failed, interrupted)."""
     from .tuning import Algorithm, Launch, Resources, RunOptions, Sizes, run_search
 
     plan = plan_space(space, stage, output=output, name=name, overrides=overrides, spaces_dir=spaces_dir,
                       sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
-                      algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler),
+                      algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler,
+                                          settings=dict(race or {})),
                       resources=Resources(cpus_per_trial, gpus_per_trial),
                       options=RunOptions(seeds_per_trial=seeds_per_trial))
     call = ", ".join([repr(space), *(f"{k}={v!r}" for k, v in (

@@ -41,6 +41,13 @@ def main():
 
 
 def parse_option_values(pairs: tuple[str, ...]) -> dict:
+    """`--set key=value` strings → dict of training values in today's names (see `key_values`)."""
+    from .train import modern_names
+
+    return modern_names(key_values(pairs), "--set ")
+
+
+def key_values(pairs: tuple[str, ...]) -> dict:
     """`key=value` strings → dict, values read as YAML scalars (`true`, `5`, `1.0e-3`, `[3, 5]`)."""
     import yaml
 
@@ -53,9 +60,7 @@ def parse_option_values(pairs: tuple[str, ...]) -> dict:
             parsed[key.strip()] = _number_if_numeric(yaml.safe_load(value))
         except yaml.YAMLError:
             raise UserError(f"cannot read the value of '{item}'") from None
-    from .train import modern_names
-
-    return modern_names(parsed, "--set ")
+    return parsed
 
 
 def _number_if_numeric(value):
@@ -220,6 +225,9 @@ def spaces(spaces_dir):
                    "search: block gives samples); grid: runs of the whole grid, each distribution drawn anew.")
 @click.option("--scheduler", type=click.Choice(list(SCHEDULERS)),
               help="When trials stop (default: the search: block's, else fifo). " + help_text(SCHEDULERS))
+@click.option("--race", "race", multiple=True, metavar="KEY=VALUE",
+              help="--search race's settings: first=N seeds per configuration before the first test (default 2), "
+                   "alpha=P (0.05), budget=N runs at most (none); a survivor gets up to --reps seeds. Repeatable.")
 @click.option("--metric", type=click.Choice(list(METRICS)),
               help="What searchers and schedulers that choose minimise. Default val_error on a validation "
                    "split (val_fraction 0.2 unless the space sets one); test_error chooses on the test set, with "
@@ -234,7 +242,7 @@ def spaces(spaces_dir):
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
 @cluster_options
 def search(space_name, stage, pairs, reps, epochs, settings, name, output, seeds_per_trial, vectorize, searcher,
-           num_samples, scheduler, metric, trackers, restart, dry_run, data_dir, spaces_dir, verbose, cluster):
+           num_samples, scheduler, race, metric, trackers, restart, dry_run, data_dir, spaces_dir, verbose, cluster):
     """Run the Ray Tune grid of search space SPACE: a name (`tune-digits spaces` lists them) or a YAML file.
 
     Examples: `tune-digits search lenet --stage screen`, then `tune-digits search lenet --stage final`
@@ -253,7 +261,8 @@ def search(space_name, stage, pairs, reps, epochs, settings, name, output, seeds
 
     plan = plan_space(space_name, stage, output=output, name=name, overrides=parse_option_values(settings),
                       spaces_dir=spaces_dir, sizes=Sizes(pairs=pairs, reps=reps, epochs=epochs),
-                      algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler, metric=metric),
+                      algorithm=Algorithm(search=searcher, num_samples=num_samples, scheduler=scheduler, metric=metric,
+                                          settings=key_values(race)),
                       resources=cluster.resources,
                       options=cluster.run_options(seeds_per_trial=seeds_per_trial, vectorize=vectorize, log=trackers))
     click.echo(describe_plan(plan))

@@ -19,7 +19,7 @@ EXIT_FINISHED, EXIT_BAD_INPUT, EXIT_FAILED_TRIALS, EXIT_INTERRUPTED = 0, 1, 2, 1
 # (tests/test_cli_core.py wants every option placed).
 SEARCH_PANELS = {
     "Grid and size": ["--stage", "--set", "--reps", "--pairs", "--epochs", "--spaces-dir", "--data-dir"],
-    "Algorithm": ["--search", "--num-samples", "--scheduler", "--metric"],
+    "Algorithm": ["--search", "--num-samples", "--scheduler", "--race", "--metric"],
     "Resources": ["--cpus-per-trial", "--gpus-per-trial", "--require-gpu", "--max-concurrent", "--num-cpus"],
     "Cluster": ["--address", "--connect-timeout", "--storage"],
     "Run management": ["--name", "--output", "--dry-run", "--restart", "--max-failures", "--checkpoint-every",

@@ -49,12 +49,19 @@ def ranking_table(a: Analysis) -> Table:
     data["selection"] = a.honest
     i = TABLE_I_COLUMNS.index("<axes>")
     data = data[[*TABLE_I_COLUMNS[:i], *exp.axes, *TABLE_I_COLUMNS[i + 1:]]]
+    race = exp.meta.get("race")
+    if race:
+        data["race"] = data["config"].map(race_outcomes(race, exp.axes)).fillna("survivor")
     rule = ("Ranked by mean val_error (at each repetition's epoch of lowest val_error) where a validation split was "
             "held out, else by mean test_error at the final epoch; complete configurations first. * = best; = : "
             f"tied with it (not significantly worse after Holm's correction over the table, α = {ALPHA}: the set to "
             "choose among). Errors in %, mean ± sample std; Δ, 95% CI (Welch) and p Holm: each configuration's test "
             "comparison error against the best's. 'test-selected': each repetition's epoch chosen on the test set "
             "(the paper's rule, optimistic).")
+    if race:
+        rule += (f" Raced (--search race, {race.get('first', 2)} seeds first, alpha {race.get('alpha', 0.05)}): a "
+                 "configuration out in round r has r seeds, dropped by Friedman's test and Conover's against the "
+                 "round's best (Holm); survivors ran to every seed, and the final stage takes the race's winner.")
     ties = int(data["tied_with_best"].sum())
     conditions = (f"{len(data)} configurations ranked by {a.rank_by} ({ties} tied with the best), "
                   f"{protocol(data)}")
@@ -63,6 +70,16 @@ def ranking_table(a: Analysis) -> Table:
                  rule, data.reset_index(drop=True), _ranking_display(a, data), experiment_notes(a),
                  optional=("95% CI", "train error", "test digit error", "test-selected cmp", "p Holm", "n"),
                  ranked=True, conditions=conditions, short_notes=status_notes(a))
+
+
+def race_outcomes(race: dict, axes: Sequence[str]) -> dict[str, str]:
+    """A raced screen's eliminated configurations (by Table I's label) → "out in round r (p = …)"; the others
+    survived (search.json's `race`, tune_digits/tuning/racer.py)."""
+    def label(values: dict) -> str:
+        return ", ".join(f"{ax}={fmt_value(values.get(ax))}" for ax in axes) if axes else "(single configuration)"
+
+    return {label(e["values"]): f"out in round {e['round']} (p = {e['p_value']:.2g})"
+            for e in race.get("eliminations", [])}
 
 
 def _ranking_display(a: Analysis, data: pd.DataFrame) -> list[Column]:
@@ -78,6 +95,8 @@ def _ranking_display(a: Analysis, data: pd.DataFrame) -> list[Column]:
                 ("test-selected cmp", lambda r: pm(r, "best_epoch_test_error"))]
     if (data["status"] != "complete").any():
         display += [("status", lambda r: str(r["status"]))]
+    if "race" in data:
+        display += [("race", lambda r: str(r["race"]))]
     return display
 
 

@@ -109,6 +109,9 @@ def best_configuration(experiment_dir: str | Path, space: str) -> dict[str, Any]
     exp = load_experiment(path, space)
     if exp.rows.empty:
         return None
+    race = exp.meta.get("race") or {}
+    if race.get("winner_config"):  # a raced screen: the race's winner, on the seeds every survivor has
+        return {ax: race["winner_config"][ax] for ax in exp.axes}
     a = analyse(exp)
     trial_id = a.reps.loc[a.reps["config"] == a.best, "trial_id"].iloc[0]
     config = results.trial_config(exp.meta.get("trials", {}).get(trial_id)) or {}

@@ -34,6 +34,7 @@ class AlgorithmSpec:
     needs_axis: tuple[str, ...] = ()  # (schedulers) at least one of these must be a grid axis (what PBT mutates)
     exploits: bool = False  # (schedulers) trials continue from other trials' Tune checkpoints (PBT)
     seeded: bool = False  # (searchers) its draws are seeded by the plan's first seed (search.json: searcher_seed)
+    races: bool = False  # (searchers) it hands out the grid's (configuration, seed) runs itself, one per trial
 
 
 SEARCHERS: Registry[AlgorithmSpec] = Registry("search", SearchError)
@@ -41,10 +42,11 @@ SCHEDULERS: Registry[AlgorithmSpec] = Registry("scheduler", SearchError)
 
 
 def register_searcher(name: str, *, exhaustive: bool = False, needs_metric: bool = False, package: str | None = None,
-                      seeded: bool = False):
-    """Register `make(plan) -> search algorithm or None` as `--search NAME`."""
+                      seeded: bool = False, races: bool = False, settings: tuple[str, ...] = ()):
+    """Register `make(plan) -> search algorithm or None` as `--search NAME`; `settings`: the keys `--race`
+    may set, read by `make` from `plan.algorithm.settings`."""
     return _register(SEARCHERS, name, exhaustive=exhaustive, needs_metric=needs_metric, package=package,
-                     seeded=seeded)
+                     seeded=seeded, races=races, settings=settings)
 
 
 def register_scheduler(name: str, *, stops_early: bool = False, needs_metric: bool = False,
@@ -117,6 +119,17 @@ def _hyperopt(plan: SearchPlan):
     from ray.tune.search.hyperopt import HyperOptSearch
 
     return HyperOptSearch(random_state_seed=plan.seeds[0])
+
+
+@register_searcher("race", exhaustive=True, needs_metric=True, races=True, settings=("first", "alpha", "budget"))
+def _race(plan: SearchPlan):
+    """the grid raced: 2 seeds each, then one more to those not significantly worse than the best, up to --reps"""
+    from .racer import RaceSearcher
+
+    budget = _setting(plan, "budget", None)
+    return RaceSearcher(str(plan.experiment_dir), plan.grid, plan.seeds, plan.metric, plan.epochs,
+                        first=int(_setting(plan, "first", 2)), alpha=float(_setting(plan, "alpha", 0.05)),
+                        budget=None if budget is None else int(budget))
 
 
 def _setting(plan: SearchPlan, key: str, default):
@@ -195,8 +208,10 @@ def param_space(plan: SearchPlan) -> dict:
     """Tune's param_space: the fixed trial values, the grid's axes and the seed axis (or seed groups)."""
     from ray import tune
 
-    crossed = searcher(plan.algorithm.search).exhaustive
-    space = {**plan.trial_base(), **{k: _domain(v, crossed) for k, v in plan.grid.items()}}
+    chooser = searcher(plan.algorithm.search)
+    if chooser.races:  # the searcher hands out every configuration's values and seed
+        return plan.trial_base()
+    space = {**plan.trial_base(), **{k: _domain(v, chooser.exhaustive) for k, v in plan.grid.items()}}
     # The seeds are never sampled: a searcher that samples gets every seed of a configuration in its one
     # trial (plan.py groups them), so it sees one number per configuration, the mean over its seeds.
     if plan.options.seeds_per_trial > 1:
@@ -223,7 +238,9 @@ def tune_config(plan: SearchPlan):
 
     chooser, stopper = searcher(plan.algorithm.search), scheduler(plan.algorithm.scheduler)
     ranked = chooser.needs_metric or stopper.needs_metric
+    # A race's trials are its runs: at most every configuration × seed (it says when it has finished).
+    samples = plan.num_runs if chooser.races else plan.algorithm.num_samples
     return tune.TuneConfig(
-        num_samples=plan.algorithm.num_samples, max_concurrent_trials=plan.resources.max_concurrent,
+        num_samples=samples, max_concurrent_trials=plan.resources.max_concurrent,
         reuse_actors=True, search_alg=chooser.make(plan), scheduler=stopper.make(plan),
         metric=plan.metric if ranked else None, mode="min" if ranked else None)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ray import tune
 
-from ..storage import Mirror
-from .plan import SearchPlan
+if TYPE_CHECKING:  # annotations only: racer.py imports this module, and plan → algorithms → racer is a circle
+    from ..storage import Mirror
+    from .plan import SearchPlan
 
 _SESSIONS: dict[str, "Session"] = {}
 

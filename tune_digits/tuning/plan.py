@@ -249,6 +249,9 @@ def _grouping(options: RunOptions, algorithm: Algorithm, n_seeds: int) -> tuple[
     searcher that samples, or a scheduler that ranks, sees one number per configuration (the mean over its
     seeds), so each configuration's seeds all run in its one trial. Also the note that says so."""
     per_trial, note = min(options.seeds_per_trial, n_seeds), []
+    if searcher(algorithm.search).races and per_trial > 1:
+        raise SearchError(f"--search {algorithm.search} hands out one seed per trial, as its test decides: "
+                          f"drop --seeds-per-trial {options.seeds_per_trial}")
     if algorithm.per_configuration and n_seeds > 1:
         if per_trial not in (1, n_seeds):
             raise SearchError(f"--search {algorithm.search} --scheduler {algorithm.scheduler} sees one number per "
@@ -319,8 +322,21 @@ def describe_plan(plan: SearchPlan) -> str:
               + f", scheduler {alg.scheduler}, up to {opts.max_failures} retries per trial, "
               f"checkpoint every {opts.checkpoint_every} epoch(s)" + (f", in {opts.storage}" if opts.storage else ""),
               metric_line(alg, plan.metric, plan.fixed)]
+    if searcher(alg.search).races:
+        lines.append(race_line(plan))
     if opts.log:
         lines.append(f"tracking: {', '.join(opts.log)}")
     lines += [f"note: {n}" for n in plan.notes]
     lines += [f"warning: {w}" for w in plan.warnings]
     return "\n".join(lines)
+
+
+def race_line(plan: SearchPlan) -> str:
+    """The dry run's account of a race: its rounds, its test and its run counts at best and at worst."""
+    s, n, k = plan.algorithm.settings, len(plan.seeds), plan.combinations
+    first, alpha, budget = min(int(s.get("first", 2)), n), float(s.get("alpha", 0.05)), s.get("budget")
+    worst = k * n if budget is None else min(k * n, int(budget))
+    return (f"race: {first} seed(s) per configuration, then after each round Friedman's test (alpha {alpha:g}) "
+            f"and Conover's against the best (Holm)\n      drop the significantly worse; survivors get one seed "
+            f"more, up to {n}, ranked on {plan.metric}\n      runs: at least {min(k * first, worst)} (every "
+            f"configuration's first seeds), at most {worst}" + (f" (budget {budget})" if budget is not None else ""))

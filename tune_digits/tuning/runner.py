@@ -332,9 +332,23 @@ def _outcome(plan: SearchPlan, meta: dict, failed: int, resumed: bool, notes: li
             what = ", ".join(f"{k}={config[k]}" for k in [*plan.grid, "seed", "seeds"] if k in config)
             echo(f"failed: trial {trial_id} ({what}): {entry.get('error', 'unknown error')}")
     finished = [t.get("status") for t in meta["trials"].values()].count("TERMINATED")
-    interrupted = finished + failed < plan.num_trials
-    return SearchOutcome(plan.experiment_dir, resumed, plan.num_trials, finished, failed, interrupted, notes,
-                         plan.resources)
+    race = meta.get("race")
+    if race is not None:  # a race ends when its test says so: its trials are the runs it handed out
+        total, interrupted = race["runs_handed_out"], not race["finished"]
+        if race["finished"]:
+            echo(f"race: {race['alive']} of {race['configurations']} configuration(s) survived, "
+                 f"{race['runs_handed_out']} of {race['worst_case_runs']} runs; winner: configuration "
+                 f"{race['winner']} ({race_winner(plan, race['winner'])})")
+    else:
+        total = plan.num_trials
+        interrupted = finished + failed < total
+    return SearchOutcome(plan.experiment_dir, resumed, total, finished, failed, interrupted, notes, plan.resources)
+
+
+def race_winner(plan: SearchPlan, index: int) -> str:
+    from .racer import configurations
+
+    return ", ".join(f"{k}={v}" for k, v in configurations(plan.grid)[index].items())
 
 
 @contextmanager

@@ -50,8 +50,10 @@ class Algorithm:
 
     @property
     def per_configuration(self) -> bool:
-        """The searcher or scheduler must see one number per configuration: all its seeds in one trial."""
-        return not searcher(self.search).exhaustive or scheduler(self.scheduler).needs_metric
+        """The searcher or scheduler must see one number per configuration: all its seeds in one trial (a race
+        sees one number per seed instead: it hands out the seeds itself)."""
+        chooser = searcher(self.search)
+        return not chooser.races and (not chooser.exhaustive or scheduler(self.scheduler).needs_metric)
 
 
 def resolve_algorithm(given: Algorithm, space: Space) -> Algorithm:
@@ -70,10 +72,13 @@ def resolve_algorithm(given: Algorithm, space: Space) -> Algorithm:
         raise SearchError(f"{err} ({where})") from None
     chooser, stopper = searcher(algorithm.search), scheduler(algorithm.scheduler)
     check_package(chooser, "--search")
-    unknown = sorted(set(settings) - set(stopper.settings))
+    unknown = sorted(set(settings) - set(stopper.settings) - set(chooser.settings))
     if unknown:
         raise SearchError(f"{where}: scheduler {stopper.name} has no setting {unknown[0]}; its settings: "
-                          f"{', '.join(stopper.settings) or 'none'}")
+                          f"{', '.join(stopper.settings) or 'none'}"
+                          + (f" (--search {chooser.name}'s: {', '.join(chooser.settings)})" if chooser.settings else ""))
+    if chooser.races:
+        _check_race(algorithm, stopper, space)
     if algorithm.num_samples is None:
         if not chooser.exhaustive:
             raise SearchError(f"--search {algorithm.search} draws configurations: say how many with --num-samples N "
@@ -84,6 +89,23 @@ def resolve_algorithm(given: Algorithm, space: Space) -> Algorithm:
         raise SearchError(f"--scheduler {stopper.name} mutates {names}, and neither is a grid axis: give it values "
                           f"to explore, e.g. --set 'lr={{loguniform: [1.0e-3, 1.0e-1]}}'")
     return algorithm
+
+
+def _check_race(algorithm: Algorithm, stopper, space: Space) -> None:
+    """A race ranks whole runs, by seed: no scheduler may stop them early, and its settings must make sense."""
+    if stopper.needs_metric or stopper.stops_early:
+        raise SearchError(f"--search race compares runs that ran every epoch: use --scheduler fifo, "
+                          f"not {stopper.name}")
+    if any(not isinstance(values, list) for values in space.grid.values()):
+        raise SearchError("--search race races the grid's lists: a distribution axis cannot be raced "
+                          "(use --search random/optuna for those)")
+    s = algorithm.settings
+    if not int(s.get("first", 2)) >= 2:
+        raise SearchError(f"--race first={s['first']}: the first test needs at least 2 seeds per configuration")
+    if not 0 < float(s.get("alpha", 0.05)) < 1:
+        raise SearchError(f"--race alpha={s['alpha']}: a significance level is between 0 and 1")
+    if s.get("budget") is not None and not int(s["budget"]) >= 1:
+        raise SearchError(f"--race budget={s['budget']}: a budget is at least 1 run")
 
 
 def choose_metric(algorithm: Algorithm, fixed: dict, grid: dict) -> tuple[str, list[str], list[str]]:

@@ -1,0 +1,100 @@
+"""`--search race` on a real small Ray (2 CPUs, linear net): rounds handed out as the race decides, the
+configurations far behind eliminated, survivors taken to every seed; stopped half-way and resumed, it hands out
+no run twice and decides what the race decides on its rows. The decision itself: test_racing.py."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import make_plan, statuses
+from tune_digits.report import best_configuration
+from tune_digits.report.analysis import analyse
+from tune_digits.report.load import fmt_value, load_experiment
+from tune_digits.report.racing import Race
+from tune_digits.report.ranking import ranking_table
+from tune_digits.tuning import describe_plan, run_search
+from tune_digits.tuning.racer import configurations
+
+pytestmark = pytest.mark.usefixtures("ray_2cpus")
+# Two learning rates that train (≈ 15 % validation error after 6 epochs on 200 pairs) and four that hardly move
+# the initial weights (≈ 40 %): the race should drop the four and take the two to every seed.
+GRID = {"nodes": 16, "layers": 1, "dropout": False, "lr": [0.02, 0.01, 1.0e-4, 5.0e-5, 2.0e-5, 1.0e-5]}
+GOOD, SEEDS = {0, 1}, 4
+
+
+def _plan(tmp_path):
+    return make_plan(tmp_path, "linear", GRID, pairs=200, reps=SEEDS, epochs=6, search="race", settings={"first": 2})
+
+
+def _interrupt_after(exp, finished: int):
+    """What Ctrl-C does (Tune listens to SIGUSR1 as to SIGINT), once `finished` trials have ended."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            if list(statuses(exp).values()).count("TERMINATED") >= finished:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+        except (OSError, ValueError, KeyError):
+            pass  # search.json not written yet
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_raced_search_drops_the_far_behind_resumes_to_the_same_decisions_and_reports_them(tmp_path):
+    plan = _plan(tmp_path)
+    dry = describe_plan(plan)
+    assert "race: 2 seed(s) per configuration" in dry and "runs: at least 12 (every" in dry and "at most 24" in dry
+    exp = plan.experiment_dir
+    previous = signal.signal(signal.SIGUSR1, lambda *_: None)
+    watcher = threading.Thread(target=_interrupt_after, args=(exp, 5), daemon=True)
+    watcher.start()
+    try:
+        first = run_search(plan, progress=False, echo=lambda _: None)
+    finally:
+        watcher.join(5)
+        signal.signal(signal.SIGUSR1, previous)
+    assert first.interrupted and not json.loads((exp / "search.json").read_text())["race"]["finished"]
+
+    said = []
+    second = run_search(_plan(tmp_path), progress=False, echo=said.append)
+    meta = json.loads((exp / "search.json").read_text())
+    race = meta["race"]
+    assert second.resumed and not second.interrupted and race["finished"]
+    assert (second.trials, second.finished, second.failed) == (race["runs_handed_out"],) * 2 + (0,)
+
+    rows = pd.read_csv(exp / "epochs.csv")
+    last = rows[rows["epoch"] == 6]
+    assert not last.duplicated(["lr", "seed"]).any()  # no run handed out twice across the interruption
+    assert len(last) == race["runs_handed_out"] == len(meta["trials"])
+    dropped = {e["config"] for e in race["eliminations"]}
+    assert dropped and dropped.isdisjoint(GOOD) and race["alive"] == 6 - len(dropped)
+    assert all(e["p_value"] < 0.05 and e["against"] in GOOD and e["mean"] > e["best_mean"]
+               for e in race["eliminations"])
+    per_config = last.groupby("lr")["seed"].count()
+    lrs = [c["lr"] for c in configurations(plan.grid)]
+    assert all(per_config[lrs[c]] == SEEDS for c in GOOD)  # the survivors reached every seed
+    assert race["winner"] in GOOD and any(line.startswith("race: ") and "winner" in line for line in said)
+
+    # What the race decides on these rows, replayed without Ray: the same eliminations.
+    replay = Race(6, SEEDS, first=2)
+    table = {(lrs.index(r.lr), int(r.seed)): r.val_error for r in last.itertuples()}
+    while (run := replay.next_run()) is not None:
+        replay.record(*run, table[run])
+    assert [{**e.as_dict(), "values": configurations(plan.grid)[e.config]} for e in replay.eliminations] \
+        == race["eliminations"] and replay.winner() == race["winner"]
+
+    # The report: Table I says who was dropped when, the final stage takes the race's winner.
+    table = ranking_table(analyse(load_experiment(exp, "linear"))).data.set_index("lr")
+    for e in race["eliminations"]:
+        assert table.loc[fmt_value(e["values"]["lr"]), "race"] == f"out in round {e['round']} (p = {e['p_value']:.2g})"
+    survivors = table[table["race"] == "survivor"]
+    assert len(survivors) == race["alive"] and survivors["n"].eq(SEEDS).all()
+    assert best_configuration(exp, "linear") == {"lr": race["winner_config"]["lr"]}
+
