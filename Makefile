@@ -18,14 +18,15 @@ demo: $(STAMP)
 # The test suite (real MNIST, real Ray on 2 CPUs). The HTML report is checked in a real headless browser:
 # Debian's chromium, installed here where missing (CI runs this as root on a fresh machine).
 # The suite mostly waits (on Ray's start-up, on trials' processes, on a killed driver's restart), so it runs in
-# TEST_WORKERS parallel pytest workers, more than the 2 cores; the slow tests are handed out first (conftest.py).
+# TEST_WORKERS parallel pytest workers, more than the 2 cores; the slow tests are handed out first (conftest.py),
+# and a worker that runs dry takes queued tests from a busy one (worksteal), so no worker ends up holding them.
 TEST_WORKERS ?= 4
 test: $(STAMP) chromium
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The quick loop while working: everything but the end-to-end runs marked slow.
 test-quick: $(STAMP) chromium
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) -m "not slow"
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow"
 
 .PHONY: chromium
 chromium:
