@@ -19,9 +19,6 @@ from ..report.racing import Race
 from ..results import SEARCH_JSON, TRIALS_DIR, read_meta, read_rows, trial_config
 from .live import session_for
 
-RACE_SETTINGS = ("first", "alpha", "budget")  # a space's search: block (max_seeds is the stage's seeds)
-
-
 def configurations(grid: dict) -> list[dict]:
     """The grid's lists crossed, the first axis varying slowest."""
     axes = list(grid)
