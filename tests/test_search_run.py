@@ -19,7 +19,7 @@ from helpers import (FAULT_SEED, LENET_TWO, LINEAR_TWO, ROOT, check_complete, lo
                      statuses)
 from tune_digits.cli import main
 from tune_digits.results import FORMAT_VERSION, ROW_HEAD
-from tune_digits.tuning import SearchError, run_search
+from tune_digits.tuning import PAUSE_ENV, SearchError, run_search
 
 
 def untimed(rows: list[dict]) -> list[dict]:
@@ -420,25 +420,45 @@ class TestLocalRay:
 # Fractional GPUs: one fake GPU, 0.25 GPU per trial → four trials share it at once, never more.
 
 
+HELD = 4  # trials that one fake GPU holds at 0.25 each
+
+
 @pytest.fixture(scope="class")
-def fake_gpu_ray(ray_tmpdir, faults):
+def fake_gpu_ray(ray_tmpdir, faults, tmp_path_factory):
+    """A Ray with 4 logical CPUs and 1 fake GPU whose trials wait after epoch 1 until HELD of them are there
+    (the pause hook): that they overlap is then a fact of the schedule, not of how fast this machine starts
+    worker processes. The marker folder: pause-<i> per trial held, `release` to let them go."""
     faults.allow(0)
-    # 4 logical CPUs on any machine; trials ask for 0.5 CPU each, so only the GPU share limits them.
-    with local_ray_session(4, 1, faults.env(delay=2.5)):
-        yield
+    marker = tmp_path_factory.mktemp("gpu-share")
+    # Trials ask for 0.5 CPU each, so only the GPU share limits them.
+    with local_ray_session(4, 1, {**faults.env(), PAUSE_ENV: f"epoch=1,times={HELD},marker={marker}"}):
+        yield marker
 
 
-@pytest.mark.usefixtures("fake_gpu_ray")
+def _release_when_held(marker, seen: list) -> None:
+    """Let the held trials go once HELD of them wait at once (or after 4 minutes, when fewer ever can)."""
+    deadline = time.monotonic() + 240
+    while len(list(marker.glob("pause-*"))) < HELD and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seen.append(len(list(marker.glob("pause-*"))))
+    (marker / "release").touch()
+
+
 class TestFractionalGpu:
     @pytest.mark.slow
-    def test_quarter_gpu_trials_run_four_at_a_time(self, tmp_path, trial_rows, overlap):
+    def test_quarter_gpu_trials_run_four_at_a_time(self, fake_gpu_ray, tmp_path, trial_rows, overlap):
         # One configuration × 5 seeds: five trials, more than one GPU holds at 0.25 each.
         plan = make_plan(tmp_path, overrides={**LINEAR_TWO, "nodes": [16]}, reps=5, cpus_per_trial=0.5,
                          gpus_per_trial=0.25)
-        said = []
+        said, held = [], []
+        releaser = threading.Thread(target=_release_when_held, args=(fake_gpu_ray, held), daemon=True)
+        releaser.start()
         outcome = run_search(plan, progress=False, echo=said.append)
+        releaser.join(5)
         assert said == [] and outcome.finished == 5  # a GPU was there: no fallback
+        assert held == [HELD]  # four trials were on the GPU at once
         rows = trial_rows(plan.experiment_dir)
         check_complete(rows, trials=5, epochs=2)
-        # Measured from the trials' own timestamps: 4 overlap (1 GPU / 0.25), not 1, and not all 5.
-        assert overlap(rows) == 4
+        # From the trials' own timestamps: the four held ones overlap, and the fifth ran only after one of them
+        # had ended (the GPU was full): never all five.
+        assert overlap(rows) == HELD
