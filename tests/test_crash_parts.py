@@ -86,6 +86,20 @@ def test_the_progress_line_counts_only_finished_trials_and_resumed_epochs(tmp_pa
     assert "interrupted" not in progress_line(plan, ["TERMINATED"] * 4, 0, 8, 9.0, final=True)
 
 
+def test_a_races_progress_line_shows_its_round_survivors_and_worst_case(tmp_path):
+    plan = make_plan(tmp_path, reps=4, search="race")  # 2 configurations × up to 4 seeds, 2 epochs each
+    race = {"round": 3, "alive": 1, "configurations": 2, "runs_handed_out": 5, "survivor_seeds_to_come": 1,
+            "finished": False}
+    line = progress_line(plan, ["TERMINATED"] * 4 + ["RUNNING"], 1, 9, 60.0, race=race)
+    # 5 handed out + the survivor's last seed = 6 runs at most (of the 8 a grid would run): 12 epochs
+    assert "4/≤ 6 trials done (1 running, 0 failed) · epochs 9/≤ 12 (75 %) · race round 3: 1/2 alive" in line
+    assert line.endswith("ETA 0m20s")
+    done = progress_line(plan, ["TERMINATED"] * 6, 0, 12, 80.0, final=True, race={**race, "finished": True,
+                                                                                    "runs_handed_out": 6})
+    assert "6/6 trials done" in done and "interrupted" not in done
+    assert "interrupted" in progress_line(plan, ["TERMINATED"] * 4, 0, 8, 9.0, final=True, race=race)
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds processes through /proc")
 def test_only_the_marked_processes_are_stopped_and_the_watchdog_stops_them_when_its_driver_dies():
     token = new_token()

@@ -41,7 +41,7 @@ class Progress(SessionCallback):
         states = [session.meta["trials"].get(t.trial_id, {}).get("status", "PENDING") for t in trials]
         running = sum(t.status == "RUNNING" for t in trials)
         line = progress_line(session.plan, states, running, sum(session.rows.values()),
-                             time.monotonic() - self.start, final, self.baseline)
+                             time.monotonic() - self.start, final, self.baseline, session.meta.get("race"))
         if self.tty:
             sys.stderr.write("\r" + line.ljust(110) + ("\n" if final else ""))
         else:
@@ -50,19 +50,32 @@ class Progress(SessionCallback):
 
 
 def progress_line(plan, states: list[str], running: int, epochs: int, elapsed: float, final: bool = False,
-                  baseline: int = 0) -> str:
+                  baseline: int = 0, race: dict | None = None) -> str:
     """`states`: each trial's status in search.json (TERMINATED only once it finished); `epochs`: the rows
-    written, a resumed search's `baseline` rows included (the ETA comes from this run's pace only)."""
+    written, a resumed search's `baseline` rows included (the ETA comes from this run's pace only). A race
+    (search.json's `race`) also shows its round and survivors; its totals and ETA are the worst case, every
+    survivor to every seed, as it stands now."""
     done, failed = states.count("TERMINATED"), states.count("ERROR")
-    total_epochs = plan.num_runs * plan.epochs
+    trials = plan.num_trials if race is None else _race_worst_case(race)
+    total_epochs = (plan.num_runs if race is None else trials) * plan.epochs
     fraction = min(1.0, epochs / total_epochs) if total_epochs else 1.0
     pace = elapsed / (epochs - baseline) if epochs > baseline else 0.0
     eta = pace * (total_epochs - epochs) if fraction < 1 else 0.0
-    stopped = final and done + failed < plan.num_trials
-    return (f"[{plan.space.name}/{plan.name}] {done + failed}/{plan.num_trials} trials done "
-            f"({running} running, {failed} failed) · epochs {epochs}/{total_epochs} "
-            f"({100 * fraction:.0f} %) · {duration(elapsed)} elapsed"
+    stopped = final and (done + failed < trials if race is None else not race["finished"])
+    at_most = "" if race is None or race["finished"] else "≤ "
+    return (f"[{plan.space.name}/{plan.name}] {done + failed}/{at_most}{trials} trials done "
+            f"({running} running, {failed} failed) · epochs {epochs}/{at_most}{total_epochs} "
+            f"({100 * fraction:.0f} %)" + ("" if race is None else f" · race round {race['round']}: "
+                                                               f"{race['alive']}/{race['configurations']} alive")
+            + f" · {duration(elapsed)} elapsed"
             + (" · interrupted" if stopped else "") + ("" if final else f" · ETA {duration(eta) if pace else '…'}"))
+
+
+def _race_worst_case(race: dict) -> int:
+    """The runs a race can still come to: those handed out, plus every survivor's seeds not handed out yet."""
+    if race["finished"]:
+        return race["runs_handed_out"]
+    return race["runs_handed_out"] + race["survivor_seeds_to_come"]
 
 
 def duration(seconds: float) -> str:

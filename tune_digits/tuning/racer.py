@@ -114,6 +114,7 @@ class RaceSearcher(Searcher):
             **self.settings, "max_seeds": race.max_seeds, "configurations": race.configs, "round": race.level,
             "runs_handed_out": race.runs, "worst_case_runs": race.configs * race.max_seeds,
             "alive": len(race.alive), "finished": race.finished,
+            "survivor_seeds_to_come": sum(race.max_seeds - race.handed.get(c, 0) for c in race.alive),
             "winner": race.winner() if race.finished else None,
             "winner_config": self.configs[race.winner()] if race.finished else None,
             "eliminations": [{**e.as_dict(), "values": self.configs[e.config]} for e in race.eliminations]}
