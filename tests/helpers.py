@@ -64,6 +64,35 @@ def statuses(experiment_dir: Path) -> dict[str, str]:
     meta = json.loads((experiment_dir / "search.json").read_text())
     return {trial: entry["status"] for trial, entry in meta["trials"].items()}
 
+
+def run_interrupted(plan, finished: int, timeout: float):
+    """run_search(plan), stopped as Ctrl-C stops it once `finished` trials have ended (search.json says so):
+    Tune's handler (installed in fit, in this, the main, thread) stops the search gracefully and saves its
+    state, and Tune listens to SIGUSR1 the same way as to SIGINT. No signal after `timeout` seconds."""
+    import threading
+
+    from tune_digits.tuning import run_search
+
+    def interrupt():
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if list(statuses(plan.experiment_dir).values()).count("TERMINATED") >= finished:
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                    return
+            except (OSError, ValueError, KeyError):
+                pass  # search.json not written yet
+            time.sleep(0.05)
+
+    previous = signal.signal(signal.SIGUSR1, lambda *_: None)  # never the default (terminate)
+    watcher = threading.Thread(target=interrupt, daemon=True)
+    watcher.start()
+    try:
+        return run_search(plan, progress=False, echo=lambda _: None)
+    finally:
+        watcher.join(5)
+        signal.signal(signal.SIGUSR1, previous)
+
 def read_trial_rows(experiment_dir: Path) -> dict[str, list[dict]]:
     """trials/<id>.csv of an experiment → {trial_id: rows}, numbers parsed (empty cells stay '')."""
     import csv

@@ -4,16 +4,11 @@ no run twice and decides what the race decides on its rows. The decision itself:
 from __future__ import annotations
 
 import json
-import os
-import signal
-import threading
-import time
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import make_plan, statuses
+from helpers import make_plan, run_interrupted
 from tune_digits.report import best_configuration
 from tune_digits.report.analysis import analyse
 from tune_digits.report.load import fmt_value, load_experiment
@@ -33,33 +28,13 @@ def _plan(tmp_path):
     return make_plan(tmp_path, "linear", GRID, pairs=200, reps=SEEDS, epochs=6, search="race", settings={"first": 2})
 
 
-def _interrupt_after(exp, finished: int):
-    """What Ctrl-C does (Tune listens to SIGUSR1 as to SIGINT), once `finished` trials have ended."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            if list(statuses(exp).values()).count("TERMINATED") >= finished:
-                os.kill(os.getpid(), signal.SIGUSR1)
-                return
-        except (OSError, ValueError, KeyError):
-            pass  # search.json not written yet
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_a_raced_search_drops_the_far_behind_resumes_to_the_same_decisions_and_reports_them(tmp_path):
     plan = _plan(tmp_path)
     dry = describe_plan(plan)
     assert "race: 2 seed(s) per configuration" in dry and "runs: at least 12 (every" in dry and "at most 24" in dry
     exp = plan.experiment_dir
-    previous = signal.signal(signal.SIGUSR1, lambda *_: None)
-    watcher = threading.Thread(target=_interrupt_after, args=(exp, 5), daemon=True)
-    watcher.start()
-    try:
-        first = run_search(plan, progress=False, echo=lambda _: None)
-    finally:
-        watcher.join(5)
-        signal.signal(signal.SIGUSR1, previous)
+    first = run_interrupted(plan, finished=5, timeout=240)
     assert first.interrupted and not json.loads((exp / "search.json").read_text())["race"]["finished"]
 
     said = []

@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -15,8 +14,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from helpers import (FAULT_SEED, LENET_TWO, LINEAR_TWO, ROOT, check_complete, local_ray_session, make_plan, snapshot,
-                     statuses)
+from helpers import (FAULT_SEED, LENET_TWO, LINEAR_TWO, ROOT, check_complete, local_ray_session, make_plan,
+                     run_interrupted, snapshot, statuses)
 from tune_digits.cli import main
 from tune_digits.results import FORMAT_VERSION, ROW_HEAD
 from tune_digits.tuning import PAUSE_ENV, SearchError, run_search
@@ -255,27 +254,7 @@ class TestLocalRay:
         plan = make_plan(tmp_path, max_concurrent=1)  # 4 trials, one at a time
         exp = plan.experiment_dir
 
-        def interrupt_after_one_trial():
-            # What Ctrl-C does: Tune's handler (installed in fit, which runs in this, the main, thread) stops
-            # the search gracefully and saves its state. Tune listens to SIGUSR1 the same way as to SIGINT.
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if "TERMINATED" in statuses(exp).values():
-                        os.kill(os.getpid(), signal.SIGUSR1)
-                        return
-                except (OSError, ValueError, KeyError):
-                    pass  # search.json not written yet
-                time.sleep(0.05)
-
-        previous = signal.signal(signal.SIGUSR1, lambda *_: None)  # never the default (terminate)
-        watcher = threading.Thread(target=interrupt_after_one_trial, daemon=True)
-        watcher.start()
-        try:
-            first = run_search(plan, progress=False, echo=lambda _: None)
-        finally:
-            watcher.join(5)
-            signal.signal(signal.SIGUSR1, previous)
+        first = run_interrupted(plan, finished=1, timeout=120)
         assert first.interrupted and 1 <= first.finished < 4
         before = trial_rows(exp)
         done = [t for t, s in statuses(exp).items() if s == "TERMINATED"]
