@@ -189,11 +189,13 @@ def _clean_rows(exp: Experiment) -> pd.DataFrame:
 
 
 def _config_labels(rows: pd.DataFrame, axes: Sequence[str]) -> pd.Series:
-    if not axes:
-        return pd.Series("(single configuration)", index=rows.index, dtype=object)
-    parts = zip(*(rows[a] for a in axes))
-    return pd.Series([", ".join(f"{a}={v}" for a, v in zip(axes, vals)) for vals in parts],
-                     index=rows.index, dtype=object)
+    parts = zip(*(rows[a] for a in axes)) if axes else ((),) * len(rows)
+    return pd.Series([config_label(dict(zip(axes, vals)), axes) for vals in parts], index=rows.index, dtype=object)
+
+
+def config_label(values: dict[str, str], axes: Sequence[str]) -> str:
+    """A configuration's name in the tables: its axes' values (canonical strings, `fmt_value`), in order."""
+    return ", ".join(f"{a}={values[a]}" for a in axes) if axes else "(single configuration)"
 
 
 def fmt_value(v: Any) -> str:

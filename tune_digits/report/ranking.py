@@ -8,7 +8,7 @@ import pandas as pd
 
 from .. import paper, results
 from .analysis import Analysis, by_space
-from .load import fmt_value
+from .load import config_label, fmt_value
 from .inference import ALPHA, holm
 from .stats import welch
 from .table import (HONEST_RULES, VIEW_LABELS, Column, Table, experiment_notes, num, pm, protocol, protocols,
@@ -75,11 +75,8 @@ def ranking_table(a: Analysis) -> Table:
 def race_outcomes(race: dict, axes: Sequence[str]) -> dict[str, str]:
     """A raced screen's eliminated configurations (by Table I's label) → "out in round r (p = …)"; the others
     survived (search.json's `race`, tune_digits/tuning/racer.py)."""
-    def label(values: dict) -> str:
-        return ", ".join(f"{ax}={fmt_value(values.get(ax))}" for ax in axes) if axes else "(single configuration)"
-
-    return {label(e["values"]): f"out in round {e['round']} (p = {e['p_value']:.2g})"
-            for e in race.get("eliminations", [])}
+    return {config_label({ax: fmt_value(e["values"].get(ax)) for ax in axes}, axes):
+            f"out in round {e['round']} (p = {e['p_value']:.2g})" for e in race.get("eliminations", [])}
 
 
 def _ranking_display(a: Analysis, data: pd.DataFrame) -> list[Column]:

@@ -338,17 +338,11 @@ def _outcome(plan: SearchPlan, meta: dict, failed: int, resumed: bool, notes: li
         if race["finished"]:
             echo(f"race: {race['alive']} of {race['configurations']} configuration(s) survived, "
                  f"{race['runs_handed_out']} of {race['worst_case_runs']} runs; winner: configuration "
-                 f"{race['winner']} ({race_winner(plan, race['winner'])})")
+                 f"{race['winner']} ({', '.join(f'{k}={v}' for k, v in race['winner_config'].items())})")
     else:
         total = plan.num_trials
         interrupted = finished + failed < total
     return SearchOutcome(plan.experiment_dir, resumed, total, finished, failed, interrupted, notes, plan.resources)
-
-
-def race_winner(plan: SearchPlan, index: int) -> str:
-    from .racer import configurations
-
-    return ", ".join(f"{k}={v}" for k, v in configurations(plan.grid)[index].items())
 
 
 @contextmanager
