@@ -164,8 +164,13 @@ class Race:
         """A run's result (the plan's metric at its last epoch); NaN for a run that failed, which then ranks
         last on its seed. A race rebuilt from rows learns here what was handed out."""
         self.results[(config, seed)] = value
-        self.handed[config] = max(self.handed.get(config, 0), seed + 1)
+        self.mark_handed(config, seed)
         self._advance()
+
+    def mark_handed(self, config: int, seed: int) -> None:
+        """A run that is out already (a resumed search's pending trial): never handed out again. Seeds go out
+        in order, so the configuration's lower seed indices were out too."""
+        self.handed[config] = max(self.handed.get(config, 0), seed + 1)
 
     @property
     def finished(self) -> bool:

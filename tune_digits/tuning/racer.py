@@ -72,8 +72,7 @@ class RaceSearcher(Searcher):
         trials = json.loads(Path(checkpoint_path).read_text()).get("trials", {})
         for trial_id, (config, seed) in trials.items():
             self.trials.setdefault(trial_id, (config, seed))
-            if (config, seed) not in self.race.results:
-                self.race.handed[config] = max(self.race.handed.get(config, 0), seed + 1)
+            self.race.mark_handed(config, seed)
         self._learn(Path(self.key), restored=True)
 
     def _key(self, config: dict) -> tuple:
@@ -93,7 +92,7 @@ class RaceSearcher(Searcher):
             if value is not None:
                 self.race.record(*run, value)
             elif restored:
-                self.race.handed[index] = max(self.race.handed.get(index, 0), run[1] + 1)
+                self.race.mark_handed(*run)
                 self.trials[trial_id] = run
 
     def _final(self, exp_dir: Path, trial_id: str) -> float | None:
