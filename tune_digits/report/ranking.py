@@ -59,7 +59,7 @@ def ranking_table(a: Analysis) -> Table:
             "comparison error against the best's. 'test-selected': each repetition's epoch chosen on the test set "
             "(the paper's rule, optimistic).")
     if race:
-        rule += (f" Raced (--search race, {race.get('first', 2)} seeds first, alpha {race.get('alpha', 0.05)}): a "
+        rule += (f" Raced (--search race, {race['first']} seeds first, alpha {race['alpha']}): a "
                  "configuration out in round r has r seeds, dropped by Friedman's test and Conover's against the "
                  "round's best (Holm); survivors ran to every seed, and the final stage takes the race's winner.")
     ties = int(data["tied_with_best"].sum())

@@ -121,15 +121,37 @@ def _hyperopt(plan: SearchPlan):
     return HyperOptSearch(random_state_seed=plan.seeds[0])
 
 
-@register_searcher("race", exhaustive=True, needs_metric=True, races=True, settings=("first", "alpha", "budget"))
+RACE_DEFAULTS = {"first": 2, "alpha": 0.05, "budget": None}  # --race's settings; max_seeds is the stage's --reps
+
+
+def race_settings(settings: dict) -> dict:
+    """--race's settings over their defaults, typed, each checked with one line for a bad one (at plan time)."""
+    given = {**RACE_DEFAULTS, **{k: v for k, v in settings.items() if k in RACE_DEFAULTS}}
+
+    def number(key: str, whole: bool):
+        value = given[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and value != int(value)):
+            raise SearchError(f"--race {key}={value}: expected {'a whole number' if whole else 'a number'}")
+        return int(value) if whole else float(value)
+
+    first, alpha = number("first", True), number("alpha", False)
+    budget = None if given["budget"] is None else number("budget", True)
+    if first < 2:
+        raise SearchError(f"--race first={given['first']}: the first test needs at least 2 seeds per configuration")
+    if not 0 < alpha < 1:
+        raise SearchError(f"--race alpha={given['alpha']}: a significance level is between 0 and 1")
+    if budget is not None and budget < 1:
+        raise SearchError(f"--race budget={given['budget']}: a budget is at least 1 run")
+    return {"first": first, "alpha": alpha, "budget": budget}
+
+
+@register_searcher("race", exhaustive=True, needs_metric=True, races=True, settings=tuple(RACE_DEFAULTS))
 def _race(plan: SearchPlan):
     """the grid raced: 2 seeds each, then one more to those not significantly worse than the best, up to --reps"""
     from .racer import RaceSearcher
 
-    budget = _setting(plan, "budget", None)
     return RaceSearcher(str(plan.experiment_dir), plan.grid, plan.seeds, plan.metric, plan.epochs,
-                        first=int(_setting(plan, "first", 2)), alpha=float(_setting(plan, "alpha", 0.05)),
-                        budget=None if budget is None else int(budget))
+                        **race_settings(plan.algorithm.settings))
 
 
 def _setting(plan: SearchPlan, key: str, default):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..errors import SearchError, UserError
 from ..results import CONFIG_RENAMES, SEARCH_JSON, ResultsError, read_meta
 from ..storage import check_scheme, join, normalize
-from .algorithms import searcher
+from .algorithms import race_settings, searcher
 from .selection import Algorithm, choose_metric, metric_line, resolve_algorithm
 from .tracking import check_trackers
 
@@ -333,9 +333,9 @@ def describe_plan(plan: SearchPlan) -> str:
 
 def race_line(plan: SearchPlan) -> str:
     """The dry run's account of a race: its rounds, its test and its run counts at best and at worst."""
-    s, n, k = plan.algorithm.settings, len(plan.seeds), plan.combinations
-    first, alpha, budget = min(int(s.get("first", 2)), n), float(s.get("alpha", 0.05)), s.get("budget")
-    worst = k * n if budget is None else min(k * n, int(budget))
+    s, n, k = race_settings(plan.algorithm.settings), len(plan.seeds), plan.combinations
+    first, alpha, budget = min(s["first"], n), s["alpha"], s["budget"]
+    worst = k * n if budget is None else min(k * n, budget)
     return (f"race: {first} seed(s) per configuration, then after each round Friedman's test (alpha {alpha:g}) "
             f"and Conover's against the best (Holm)\n      drop the significantly worse; survivors get one seed "
             f"more, up to {n}, ranked on {plan.metric}\n      runs: at least {min(k * first, worst)} (every "

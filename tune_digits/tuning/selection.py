@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..errors import SearchError
-from .algorithms import check_package, scheduler, searcher
+from .algorithms import check_package, race_settings, scheduler, searcher
 
 if TYPE_CHECKING:
     from ..spaces import Space
@@ -99,13 +99,7 @@ def _check_race(algorithm: Algorithm, stopper, space: Space) -> None:
     if any(not isinstance(values, list) for values in space.grid.values()):
         raise SearchError("--search race races the grid's lists: a distribution axis cannot be raced "
                           "(use --search random/optuna for those)")
-    s = algorithm.settings
-    if not int(s.get("first", 2)) >= 2:
-        raise SearchError(f"--race first={s['first']}: the first test needs at least 2 seeds per configuration")
-    if not 0 < float(s.get("alpha", 0.05)) < 1:
-        raise SearchError(f"--race alpha={s['alpha']}: a significance level is between 0 and 1")
-    if s.get("budget") is not None and not int(s["budget"]) >= 1:
-        raise SearchError(f"--race budget={s['budget']}: a budget is at least 1 run")
+    race_settings(algorithm.settings)
 
 
 def choose_metric(algorithm: Algorithm, fixed: dict, grid: dict) -> tuple[str, list[str], list[str]]:
