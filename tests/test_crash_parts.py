@@ -92,11 +92,11 @@ def test_a_races_progress_line_shows_its_round_survivors_and_worst_case(tmp_path
             "finished": False}
     line = progress_line(plan, ["TERMINATED"] * 4 + ["RUNNING"], 1, 9, 60.0, race=race)
     # 5 handed out + the survivor's last seed = 6 runs at most (of the 8 a grid would run): 12 epochs
-    assert "4/≤ 6 trials done (1 running, 0 failed) · epochs 9/≤ 12 (75 %) · race round 3: 1/2 alive" in line
+    assert "4/≤ 6 runs done (1 running, 0 failed) · epochs 9/≤ 12 (75 %) · race round 3: 1/2 alive" in line
     assert line.endswith("ETA 0m20s")
     done = progress_line(plan, ["TERMINATED"] * 6, 0, 12, 80.0, final=True, race={**race, "finished": True,
                                                                                     "runs_handed_out": 6})
-    assert "6/6 trials done" in done and "interrupted" not in done
+    assert "6/6 runs done" in done and "interrupted" not in done
     assert "interrupted" in progress_line(plan, ["TERMINATED"] * 4, 0, 8, 9.0, final=True, race=race)
 
 

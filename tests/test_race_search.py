@@ -24,13 +24,15 @@ GRID = {"nodes": 16, "layers": 1, "dropout": False, "lr": [0.02, 0.01, 1.0e-4, 5
 GOOD, SEEDS = {0, 1}, 4
 
 
-def _plan(tmp_path):
-    return make_plan(tmp_path, "linear", GRID, pairs=200, reps=SEEDS, epochs=6, search="race", settings={"first": 2})
+def _plan(tmp_path, group: int):
+    return make_plan(tmp_path, "linear", GRID, pairs=200, reps=SEEDS, epochs=6, search="race", settings={"first": 2},
+                     seeds_per_trial=group)
 
 
 @pytest.mark.slow
-def test_a_raced_search_drops_the_far_behind_resumes_to_the_same_decisions_and_reports_them(tmp_path):
-    plan = _plan(tmp_path)
+@pytest.mark.parametrize("group", [1, 2], ids=["a-seed-per-trial", "first-round-grouped"])
+def test_a_raced_search_drops_the_far_behind_resumes_to_the_same_decisions_and_reports_them(tmp_path, group):
+    plan = _plan(tmp_path, group)
     dry = describe_plan(plan)
     assert "race: 2 seed(s) per configuration" in dry and "runs: at least 12 (every" in dry and "at most 24" in dry
     exp = plan.experiment_dir
@@ -38,16 +40,22 @@ def test_a_raced_search_drops_the_far_behind_resumes_to_the_same_decisions_and_r
     assert first.interrupted and not json.loads((exp / "search.json").read_text())["race"]["finished"]
 
     said = []
-    second = run_search(_plan(tmp_path), progress=False, echo=said.append)
+    second = run_search(_plan(tmp_path, group), progress=False, echo=said.append)
     meta = json.loads((exp / "search.json").read_text())
     race = meta["race"]
     assert second.resumed and not second.interrupted and race["finished"]
-    assert (second.trials, second.finished, second.failed) == (race["runs_handed_out"],) * 2 + (0,)
+    assert (second.trials, second.finished, second.failed) == (len(meta["trials"]),) * 2 + (0,)
+    seeds_of = [trial["config"].get("seeds", [trial["config"].get("seed")]) for trial in meta["trials"].values()]
+    # grouped: each configuration's first round (seeds 0 and 1) is one trial, every later seed a trial of its own
+    first_rounds = [seeds for seeds in seeds_of if seeds == [0, 1]]
+    assert len(first_rounds) == (6 if group > 1 else 0) and all(len(seeds) == 1 for seeds in seeds_of
+                                                                 if seeds not in first_rounds)
+    assert sum(map(len, seeds_of)) == race["runs_handed_out"]
 
     rows = pd.read_csv(exp / "epochs.csv")
     last = rows[rows["epoch"] == 6]
     assert not last.duplicated(["lr", "seed"]).any()  # no run handed out twice across the interruption
-    assert len(last) == race["runs_handed_out"] == len(meta["trials"])
+    assert len(last) == race["runs_handed_out"]
     dropped = {e["config"] for e in race["eliminations"]}
     assert dropped and dropped.isdisjoint(GOOD) and race["alive"] == 6 - len(dropped)
     assert all(e["p_value"] < 0.05 and e["against"] in GOOD and e["mean"] > e["best_mean"]

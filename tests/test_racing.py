@@ -157,3 +157,16 @@ def test_racing_resnets_screen_saves_most_of_its_runs() -> None:
     top5 = set(np.argsort(table.mean(axis=1))[:5])
     assert top5 <= set(race.alive)  # the full screen's five leaders all survive
     assert runs <= 0.85 * 900 and race.winner() == int(np.argmin(table.mean(axis=1)))
+
+
+def test_a_first_round_goes_out_grouped_and_later_seeds_one_by_one() -> None:
+    race = Race(configs=3, max_seeds=4, first=2)
+    assert [race.next_runs(group=2) for _ in range(3)] == [(0, [0, 1]), (1, [0, 1]), (2, [0, 1])]
+    assert race.next_runs(group=2) is None  # nothing known: no leader to hand a seed ahead
+    for c, value in enumerate([1.0, 2.0, 3.0]):
+        race.record(c, 0, value)
+        race.record(c, 1, value)
+    assert race.next_runs(group=2) == (0, [2])  # round 2 onwards: one seed each, as the test decides
+    assert Race(configs=2, max_seeds=4, first=4).next_runs(group=3) == (0, [0, 1, 2])  # at most `group`
+    budgeted = Race(configs=2, max_seeds=3, first=2, budget=3)
+    assert [budgeted.next_runs(group=2) for _ in range(3)] == [(0, [0, 1]), (1, [0]), None]  # within the budget

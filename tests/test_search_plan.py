@@ -250,7 +250,8 @@ BAD = [
     (["lenet", "--search", "race", "--race", "alpha=x"], "--race alpha=x: expected a number"),
     (["lenet", "--search", "race", "--race", "rounds=3"], "has no setting rounds; its settings: none (--search race's"),
     (["lenet", "--search", "race", "--scheduler", "asha"], "--search race compares runs that ran every epoch"),
-    (["lenet", "--search", "race", "--reps", "3", "--seeds-per-trial", "3"], "hands out one seed per trial"),
+    (["lenet", "--search", "race", "--reps", "3", "--seeds-per-trial", "3"], "--seeds-per-trial 2 at most"),
+    (["lenet", "--search", "race", "--reps", "3", "--seeds-per-trial", "2", "--vectorize"], "without --vectorize"),
     (["lenet", "--search", "race", "--set", "lr={{uniform: [0.01, 0.1]}}"], "a distribution axis cannot be raced"),
 ]
 

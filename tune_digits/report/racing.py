@@ -160,6 +160,19 @@ class Race:
         self.handed[c] = seed + 1
         return c, seed
 
+    def next_runs(self, group: int = 1) -> tuple[int, list[int]] | None:
+        """`next_run`, with up to `group` seeds of the configuration's first round together: those runs are due
+        whatever the results, so they can share one trial (Ray's fixed cost per trial paid once)."""
+        run = self.next_run()
+        if run is None:
+            return None
+        config, seed = run
+        seeds = [seed]
+        while seeds[-1] + 1 < min(self.first, seed + group) and not self._spent():
+            seeds.append(self.handed[config])
+            self.handed[config] += 1
+        return config, seeds
+
     def record(self, config: int, seed: int, value: float) -> None:
         """A run's result (the plan's metric at its last epoch); NaN for a run that failed, which then ranks
         last on its seed. A race rebuilt from rows learns here what was handed out."""

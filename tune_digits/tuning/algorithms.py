@@ -151,7 +151,7 @@ def _race(plan: SearchPlan):
     from .racer import RaceSearcher
 
     return RaceSearcher(str(plan.experiment_dir), plan.grid, plan.seeds, plan.metric, plan.epochs,
-                        **race_settings(plan.algorithm.settings))
+                        group=plan.options.seeds_per_trial, **race_settings(plan.algorithm.settings))
 
 
 def _setting(plan: SearchPlan, key: str, default):

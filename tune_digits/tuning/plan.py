@@ -135,7 +135,12 @@ class SearchPlan:
 
     @property
     def num_trials(self) -> int:
-        """Ray trials: configurations × seed groups."""
+        """Ray trials: configurations × seed groups (for a race, at most: its first round grouped, then one
+        trial per seed)."""
+        if searcher(self.algorithm.search).races:
+            first = min(race_settings(self.algorithm.settings)["first"], len(self.seeds))
+            k = self.options.seeds_per_trial
+            return self.combinations * (math.ceil(first / k) + len(self.seeds) - first)
         return self.combinations * len(self.seed_groups)
 
     def trial_base(self) -> dict:
@@ -250,8 +255,11 @@ def _grouping(options: RunOptions, algorithm: Algorithm, n_seeds: int) -> tuple[
     seeds), so each configuration's seeds all run in its one trial. Also the note that says so."""
     per_trial, note = min(options.seeds_per_trial, n_seeds), []
     if searcher(algorithm.search).races and per_trial > 1:
-        raise SearchError(f"--search {algorithm.search} hands out one seed per trial, as its test decides: "
-                          f"drop --seeds-per-trial {options.seeds_per_trial}")
+        first = min(race_settings(algorithm.settings)["first"], n_seeds)
+        if per_trial > first or options.vectorize:
+            raise SearchError(f"--search {algorithm.search} groups only a configuration's first round ({first} seeds, "
+                              f"due whatever the results) into one trial; later seeds go out one per trial as its "
+                              f"test decides: --seeds-per-trial {first} at most, without --vectorize")
     if algorithm.per_configuration and n_seeds > 1:
         if per_trial not in (1, n_seeds):
             raise SearchError(f"--search {algorithm.search} --scheduler {algorithm.scheduler} sees one number per "
@@ -314,6 +322,8 @@ def describe_plan(plan: SearchPlan) -> str:
     lines += [f"  fixed {key}: {value}" for key, value in sorted(plan.fixed.items())]
     grouped = (f" runs in {plan.num_trials} trials of up to {opts.seeds_per_trial} seeds"
                + (" (vectorized)" if opts.vectorize else "")) if opts.seeds_per_trial > 1 else ""
+    if searcher(alg.search).races and opts.seeds_per_trial > 1:
+        grouped = f" runs at most; each configuration's first {opts.seeds_per_trial} seeds in one trial"
     lines += [f"  pairs: {plan.pairs}   epochs: {plan.epochs}   seeds: {len(plan.seeds)} "
               f"({plan.seeds[0]}..{plan.seeds[-1]})",
               f"trials: {plan.combinations} configuration(s) × {len(plan.seeds)} seed(s) = {plan.num_runs}" + grouped,

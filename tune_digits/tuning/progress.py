@@ -38,10 +38,13 @@ class Progress(SessionCallback):
         if not session.show_progress:
             return
         # Done and failed as search.json says: Tune marks the trials it stops on Ctrl-C TERMINATED too.
-        states = [session.meta["trials"].get(t.trial_id, {}).get("status", "PENDING") for t in trials]
+        race = session.meta.get("race")
+        # A race counts runs (a grouped first-round trial holds several), a grid its trials.
+        states = [session.meta["trials"].get(t.trial_id, {}).get("status", "PENDING")
+                  for t in trials for _ in range(len(t.config.get("seeds", [None])) if race else 1)]
         running = sum(t.status == "RUNNING" for t in trials)
         line = progress_line(session.plan, states, running, sum(session.rows.values()),
-                             time.monotonic() - self.start, final, self.baseline, session.meta.get("race"))
+                             time.monotonic() - self.start, final, self.baseline, race)
         if self.tty:
             sys.stderr.write("\r" + line.ljust(110) + ("\n" if final else ""))
         else:
@@ -53,8 +56,8 @@ def progress_line(plan, states: list[str], running: int, epochs: int, elapsed: f
                   baseline: int = 0, race: dict | None = None) -> str:
     """`states`: each trial's status in search.json (TERMINATED only once it finished); `epochs`: the rows
     written, a resumed search's `baseline` rows included (the ETA comes from this run's pace only). A race
-    (search.json's `race`) also shows its round and survivors; its totals and ETA are the worst case, every
-    survivor to every seed, as it stands now."""
+    (search.json's `race`) counts runs (`states` has one per run) and shows its round and survivors; its totals
+    and ETA are the worst case, every survivor to every seed, as it stands now."""
     done, failed = states.count("TERMINATED"), states.count("ERROR")
     trials = plan.num_trials if race is None else _race_worst_case(race)
     total_epochs = (plan.num_runs if race is None else trials) * plan.epochs
@@ -63,7 +66,8 @@ def progress_line(plan, states: list[str], running: int, epochs: int, elapsed: f
     eta = pace * (total_epochs - epochs) if fraction < 1 else 0.0
     stopped = final and (done + failed < trials if race is None else not race["finished"])
     at_most = "" if race is None or race["finished"] else "≤ "
-    return (f"[{plan.space.name}/{plan.name}] {done + failed}/{at_most}{trials} trials done "
+    unit = "trials" if race is None else "runs"
+    return (f"[{plan.space.name}/{plan.name}] {done + failed}/{at_most}{trials} {unit} done "
             f"({running} running, {failed} failed) · epochs {epochs}/{at_most}{total_epochs} "
             f"({100 * fraction:.0f} %)" + ("" if race is None else f" · race round {race['round']}: "
                                                                f"{race['alive']}/{race['configurations']} alive")

@@ -333,8 +333,8 @@ def _outcome(plan: SearchPlan, meta: dict, failed: int, resumed: bool, notes: li
             echo(f"failed: trial {trial_id} ({what}): {entry.get('error', 'unknown error')}")
     finished = [t.get("status") for t in meta["trials"].values()].count("TERMINATED")
     race = meta.get("race")
-    if race is not None:  # a race ends when its test says so: its trials are the runs it handed out
-        total, interrupted = race["runs_handed_out"], not race["finished"]
+    if race is not None:  # a race ends when its test says so: its trials are those it handed out
+        total, interrupted = len(meta["trials"]), not race["finished"]
         if race["finished"]:
             echo(f"race: {race['alive']} of {race['configurations']} configuration(s) survived, "
                  f"{race['runs_handed_out']} of {race['worst_case_runs']} runs; winner: configuration "
