@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..results import (TRIALS_DIR, append_rows, count_rows, drop_rows, make_row, move_rows, write_epochs_csv,
                        write_meta)
+from .algorithms import searcher
 from .live import SessionCallback
 
 
@@ -84,11 +85,13 @@ class ResultWriter(SessionCallback):
 
     def _drop_strays(self, trials) -> None:
         """Trials of an earlier run that Tune no longer knows and no new trial took over (a searcher that drew
-        anew after Tune's state was lost): once every known trial has ended, their rows are not this search's."""
+        anew after Tune's state was lost): once every known trial has ended, their rows are not this search's.
+        A race's finished ones stay: it rebuilt itself from their rows, they are its results."""
         known, live = self.session.meta["trials"], {t.trial_id for t in trials}
         if any(known.get(t, {}).get("status") not in ("TERMINATED", "ERROR") for t in live):
             return  # interrupted: a rerun may still take them over
-        for stray in [t for t in known if t not in live]:
+        kept = ("TERMINATED",) if searcher(self.session.plan.algorithm.search).races else ()
+        for stray in [t for t, entry in known.items() if t not in live and entry.get("status") not in kept]:
             drop_rows(self._dir, stray)
             del known[stray]
             self.session.rows.pop(stray, None)
