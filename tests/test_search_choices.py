@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from helpers import LINEAR_TWO, make_plan
 from tune_digits.cli import main
-from tune_digits.tuning import SearchError, describe_plan, plan_search
+from tune_digits.tuning import SearchError, Sizes, describe_plan, plan_search
 from tune_digits.tuning.trainable import _newest
 from tune_digits.spaces import SpaceError, load_space
 
@@ -81,6 +81,23 @@ def test_a_search_block_sets_the_defaults_and_flags_override_it(tmp_path):
     assert apply_overrides(space, {"lr": 0.01}).search == space.search  # --set keeps the block
 
 
+def test_a_search_block_races_with_its_settings_and_race_flags_override_them(tmp_path):
+    from tune_digits.tuning import Algorithm
+
+    path = tmp_path / "raced.yaml"
+    path.write_text("network: linear\ngrid: {nodes: [16, 32, 64]}\n"
+                    "search:\n  method: race\n  race: {first: 3, alpha: 0.1, budget: 20}\n")
+    space = load_space(str(path))
+    plan = plan_search(space, output=tmp_path, sizes=Sizes(reps=5))
+    assert plan.algorithm.search == "race" and plan.metric == "val_error"
+    assert plan.algorithm.settings == {"first": 3, "alpha": 0.1, "budget": 20}
+    assert "race: 3 seed(s) per configuration" in describe_plan(plan) and "(alpha 0.1)" in describe_plan(plan)
+    flags = plan_search(space, output=tmp_path, sizes=Sizes(reps=5), algorithm=Algorithm(settings={"first": 2}))
+    assert flags.algorithm.settings == {"first": 2, "alpha": 0.1, "budget": 20}
+    grid = plan_search(space, output=tmp_path, algorithm=Algorithm(search="grid"))
+    assert grid.algorithm.settings == {}  # --search grid: the block's race settings do not apply
+
+
 @pytest.mark.parametrize("block, words", [
     ("{method: annealing, samples: 2}", "unknown search 'annealing'"),
     ("{samples: two}", "search.samples: must be a positive integer"),
@@ -88,6 +105,10 @@ def test_a_search_block_sets_the_defaults_and_flags_override_it(tmp_path):
     ("{scheduler: {name: asha, patience: 3}}", "scheduler asha has no setting patience"),
     ("{scheduler: {grace_period: 3}}", "search.scheduler.name: missing"),
     ("{budget: 3}", "search.budget: unknown key"),
+    ("{method: race, race: {first: 1}}", "first=1: the first test needs at least 2 seeds"),
+    ("{method: race, race: {rounds: 3}}", "no setting rounds.*race's: first, alpha, budget"),
+    ("{method: race, race: {alpha: high}}", "search.race.alpha: must be a number"),
+    ("{method: race, race: 2}", "search.race: must be a mapping"),
 ])
 def test_a_bad_search_block_is_one_line_naming_the_file(tmp_path, block, words):
     path = tmp_path / "bad.yaml"

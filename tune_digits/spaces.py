@@ -22,7 +22,7 @@ from .train import TRAIN_EVALS, ConfigError, TrainConfig, modern_names
 SPACES_ENV = "TUNE_DIGITS_SPACES"  # a folder of the user's own spaces (os.pathsep-separated for several)
 TOP_KEYS = {"network", "description", "fixed", "grid", "best", "stages", "search"}
 # The `search:` block (as in W&B sweep files): how the grid is searched by default; command-line flags win.
-SEARCH_KEYS = {"method": str, "metric": str, "samples": int, "scheduler": (str, dict)}
+SEARCH_KEYS = {"method": str, "metric": str, "samples": int, "scheduler": (str, dict), "race": dict}
 STAGE_KEYS = {"pairs", "seeds", "epochs", "train_eval"}
 STAGES = ("screen", "final")
 DISTRIBUTIONS = {"choice", "uniform", "loguniform", "randint"}
@@ -205,14 +205,19 @@ def _check_values(space: Space, fail) -> None:
 
 
 def _parse_search(block: dict, fail) -> dict:
-    """The `search:` block → {method, metric, samples, scheduler, settings}; `scheduler` is a name or a mapping
-    of `name` and the scheduler's settings (numbers)."""
+    """The `search:` block → {method, metric, samples, scheduler, settings, race}; `scheduler` is a name or a
+    mapping of `name` and the scheduler's settings (numbers); `race` the race's settings (numbers, or null for
+    no budget), used when the search is a race."""
     for key, value in block.items():
         kinds = SEARCH_KEYS.get(key)
         if kinds is None:
             fail(f"search.{key}", f"unknown key; allowed: {', '.join(sorted(SEARCH_KEYS))}")
         if isinstance(value, bool) or not isinstance(value, kinds):
-            fail(f"search.{key}", f"must be {'a positive integer' if kinds is int else 'a name'}, got {value!r}")
+            what = {int: "a positive integer", dict: "a mapping, e.g. {first: 2, alpha: 0.05}"}.get(kinds, "a name")
+            fail(f"search.{key}", f"must be {what}, got {value!r}")
+    for key, value in block.get("race", {}).items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            fail(f"search.race.{key}", f"must be a number, got {value!r}")
     if block.get("samples", 1) < 1:
         fail("search.samples", f"must be a positive integer, got {block['samples']!r}")
     parsed = {k: v for k, v in block.items() if k != "scheduler"}

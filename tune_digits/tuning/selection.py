@@ -72,6 +72,9 @@ def resolve_algorithm(given: Algorithm, space: Space) -> Algorithm:
         raise SearchError(f"{err} ({where})") from None
     chooser, stopper = searcher(algorithm.search), scheduler(algorithm.scheduler)
     check_package(chooser, "--search")
+    if chooser.races:  # the block's race settings under the flags' (--race KEY=VALUE)
+        settings = {**block.get("race", {}), **settings}
+        algorithm = replace(algorithm, settings=settings)
     unknown = sorted(set(settings) - set(stopper.settings) - set(chooser.settings))
     if unknown:
         raise SearchError(f"{where}: scheduler {stopper.name} has no setting {unknown[0]}; its settings: "
