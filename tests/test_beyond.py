@@ -12,7 +12,7 @@ import torch
 from tune_digits.data import compare_target, generate_pair_sets
 from tune_digits.models import STRATEGIES, create_model
 from tune_digits.spaces import load_space
-from tune_digits.train import ConfigError, TrainConfig, fit, random_shift
+from tune_digits.train import ConfigError, TrainConfig, fit, random_shift, random_swap
 
 
 def test_prob_strategy_is_the_exact_probability_of_less_or_equal():
@@ -88,6 +88,25 @@ def test_shift_augmentation_moves_digits_and_keeps_background():
     assert shifted.shape == x.shape and not torch.allclose(shifted, x)
     assert torch.allclose(random_shift(x, 1e-9, torch.Generator().manual_seed(0)), x, atol=1e-5)
     assert shifted.min() >= x.min() - 1e-5  # zero padding is the background's value, not a new one
+
+
+def test_swap_turns_about_half_the_pairs_round_with_their_labels():
+    data = generate_pair_sets(400, seed=2)
+    x, c = data.train_input, data.train_classes
+    sx, sc, sy = random_swap(x, c, torch.Generator().manual_seed(0))
+    flipped = (sx != x).flatten(1).any(1)  # (N,): the pairs whose first digit changed
+    assert torch.equal(sx[flipped], x[flipped].flip(1)) and torch.equal(sx[~flipped], x[~flipped])
+    assert torch.equal(sc[flipped], c[flipped].flip(1)) and torch.equal(sc[~flipped], c[~flipped])
+    assert 150 < int(flipped.sum()) < 250  # probability 1/2 each
+    # Targets come from the swapped classes: a swapped tie stays 1, every other swapped pair flips its target.
+    assert torch.equal(sy, (sc[:, 0] <= sc[:, 1]).long())
+    ties = c[:, 0] == c[:, 1]
+    assert torch.equal(sy[flipped & ties], torch.ones_like(sy[flipped & ties])) and bool((flipped & ties).any())
+    assert torch.equal(sy[flipped & ~ties], 1 - data.train_target[flipped & ~ties])
+    assert torch.equal(sy[~flipped], data.train_target[~flipped])
+    # Its own generator decides: the same seed swaps the same pairs, another seed others.
+    assert torch.equal(random_swap(x, c, torch.Generator().manual_seed(0))[0], sx)
+    assert not torch.equal(random_swap(x, c, torch.Generator().manual_seed(1))[0], sx)
 
 
 def test_shift_is_validated():

@@ -25,6 +25,7 @@ def configs(**kw) -> list[TrainConfig]:
 @pytest.mark.parametrize("kw", [
     pytest.param({"options": {"dropout": True}}, id="lenet-dropout"),  # each replica its own dropout stream
     pytest.param({"network": "linear", "shift": 1.0, "repair": True}, id="linear-adam-shift-repair"),
+    pytest.param({"network": "linear", "swap": True}, id="linear-swap"),
 ])
 def test_in_turn_gives_each_seed_exactly_its_own_run(kw, datas):
     cfgs = configs(**kw)
@@ -69,6 +70,7 @@ def test_vectorized_replicas_differ_and_learn(datas):
     pytest.param({"network": "resnet", "digit_loss_weight": 0.5, "options": {"strategy": "two_channel", "channels": 4}},
                  id="resnet-two-channel"),
     pytest.param({"network": "linear", "val_fraction": 0.2, "shift": 1.0, "repair": True}, id="linear-val-shift-repair"),
+    pytest.param({"network": "linear", "swap": True, "repair": True}, id="linear-swap-repair"),
 ])
 def test_vectorized_runs_every_strategy_and_option(kw, datas):
     for rows in replica_history(configs(**kw), datas, vectorize=True):

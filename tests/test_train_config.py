@@ -16,7 +16,7 @@ def test_family_defaults():
 
 
 def test_flat_round_trip():
-    cfg = TrainConfig(network="resnet", pairs=350, lr=0.01, repair=True, options={"blocks": 3, "dropout": True})
+    cfg = TrainConfig(network="resnet", pairs=350, lr=0.01, repair=True, swap=True, options={"blocks": 3, "dropout": True})
     flat = cfg.to_flat()
     assert flat["blocks"] == 3 and flat["network"] == "resnet" and "options" not in flat
     assert TrainConfig.from_flat(flat) == cfg
@@ -50,6 +50,8 @@ def test_old_setting_names_still_work_with_one_note(capsys):
     ({"network": "lenet", "lr": None, "momentum": "high"}, "momentum"),
     ({"network": "lenet", "repair": "yes"}, "repair"),
     ({"network": "lenet", "repair": 1}, "repair"),
+    ({"network": "lenet", "swap": "yes"}, "swap must be true or false"),
+    ({"network": "lenet", "swap": 1}, "swap must be true or false"),
     ({"network": "lenet", "optimizer": 3}, "optimizer"),
     ({"network": "lenet", "pairs": 1}, "pairs"),
     ({"network": "lenet", "test_pairs": 0}, "test_pairs"),

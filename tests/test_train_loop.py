@@ -92,6 +92,7 @@ def test_different_seed_different_metrics(pairs):
     pytest.param({"network": "lenet", "options": {"dropout": True}}, id="lenet-sgd-cosine-dropout"),
     pytest.param({"network": "linear", "repair": True, "lr_schedule": "constant"}, id="linear-adam-repair"),
     pytest.param({"network": "linear", "val_fraction": 0.2}, id="linear-val"),
+    pytest.param({"network": "lenet", "swap": True, "repair": True}, id="lenet-swap-repair"),
 ])
 def test_resume_from_a_snapshot_matches_an_uninterrupted_run(kw, pairs):
     cfg = config(epochs=4, **kw)
@@ -138,6 +139,36 @@ def test_repair_repairs_the_training_digits_every_epoch(pairs):
         assert torch.equal(y, compare_target(c))
         assert not torch.equal(c, previous)
         previous = c
+
+
+def test_swap_trains_on_pairs_swapped_afresh_every_epoch(pairs, monkeypatch):
+    """Every batch the engine steps on holds the drawn pairs, some turned round, each digit with its own label and
+    each pair with the target of its order; each epoch turns other pairs round."""
+    from tune_digits.train.engines import InTurn
+
+    batches = []
+    step = InTurn.step
+    monkeypatch.setattr(InTurn, "step", lambda self, x, c, y: batches.append((x[0], c[0], y[0])) or step(self, x, c, y))
+    fit(config(network="linear", epochs=2, swap=True), pairs)
+    # Each drawn image's (pair, place in the pair); MNIST's images here are distinct.
+    where = {img.numpy().tobytes(): (i, k) for i, pair in enumerate(pairs.train_input) for k, img in enumerate(pair)}
+    assert len(where) == 2 * PAIRS
+    per_epoch = len(batches) // 2
+    swapped_sets = []
+    for epoch in range(2):
+        swapped = set()
+        for x, c, y in batches[epoch * per_epoch:(epoch + 1) * per_epoch]:
+            for pair, classes in zip(x, c):
+                (i, k), (j, m) = (where[img.numpy().tobytes()] for img in pair)
+                assert i == j and {k, m} == {0, 1}  # the drawn partners, in one order or the other
+                drawn = pairs.train_classes[i]
+                assert torch.equal(classes, drawn.flip(0) if k else drawn)
+                if k:
+                    swapped.add(i)
+            assert torch.equal(y, compare_target(c))
+        swapped_sets.append(swapped)
+    assert all(0.2 * PAIRS < len(s) < 0.8 * PAIRS for s in swapped_sets), swapped_sets
+    assert swapped_sets[0] != swapped_sets[1]
 
 
 def test_threads_follow_the_config(pairs):

@@ -30,3 +30,12 @@ def repair(x: torch.Tensor, c: torch.Tensor, generator: torch.Generator):
     x = x.reshape(2 * n, 14, 14)[perm].reshape(n, 2, 14, 14)
     c = c.reshape(2 * n)[perm].reshape(n, 2)
     return x, c, compare_target(c)
+
+
+def random_swap(x: torch.Tensor, c: torch.Tensor, generator: torch.Generator):
+    """Each pair of (N, 2, 14, 14), classes (N, 2), swapped to (b, a) with probability 1/2: (x, c, target), the
+    labels swapped with their digits and the targets recomputed from them (ties stay 1)."""
+    flip = (torch.rand(len(x), generator=generator) < 0.5).to(x.device)  # (N,)
+    x = torch.where(flip[:, None, None, None], x.flip(1), x)
+    c = torch.where(flip[:, None], c.flip(1), c)
+    return x, c, compare_target(c)

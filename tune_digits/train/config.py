@@ -52,6 +52,9 @@ class TrainConfig:
     digit_loss_weight: float = 0.0  # weight of the digit loss for the `pair` and `two_channel` strategies
     repair: bool = False  # re-pair the training digits at random every epoch (targets recomputed)
     shift: float = 0.0  # augmentation: random translation of each training digit, up to this many pixels
+    # Augmentation: every epoch each training pair (a, b) becomes (b, a) with probability 1/2, its digit labels
+    # swapped with it and its target recomputed from them (ties stay 1: a swap is not `1 - target`).
+    swap: bool = False
     val_fraction: float = 0.0  # share of the train pairs held out for model selection
     # The authors' code: the drawn order every epoch ("fixed"), and the whole train split's mean and std
     # ("split", data.py) instead of the drawn pairs'.
@@ -162,7 +165,7 @@ _FIELD_TYPES = {
     **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift"),
                     (int, float)),
     **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise", "precision", "train_eval"),
-                    str), "repair": bool, "options": dict,
+                    str), "repair": bool, "swap": bool, "options": dict,
 }
 # The settings that take one word out of a fixed few.
 _CHOICES = {"optimizer": OPTIMIZERS, "lr_schedule": SCHEDULES, "batch_order": BATCH_ORDERS,
