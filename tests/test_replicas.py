@@ -71,6 +71,8 @@ def test_vectorized_replicas_differ_and_learn(datas):
                  id="resnet-two-channel"),
     pytest.param({"network": "linear", "val_fraction": 0.2, "shift": 1.0, "repair": True}, id="linear-val-shift-repair"),
     pytest.param({"network": "linear", "swap": True, "repair": True}, id="linear-swap-repair"),
+    pytest.param({"label_smoothing": 0.1, "digit_loss_weight": 0.5, "options": {"strategy": "pair"}},
+                 id="pair-label-smoothing"),
 ])
 def test_vectorized_runs_every_strategy_and_option(kw, datas):
     for rows in replica_history(configs(**kw), datas, vectorize=True):

@@ -227,6 +227,36 @@ def test_pair_loss_adds_the_weighted_auxiliary_terms():
     assert torch.allclose(pair_loss(PairOutput(digits, None, side), classes, target, cfg), digit_ce + 0.3 * side_ce)
 
 
+def test_label_smoothing_moves_every_term_by_its_closed_form():
+    torch.manual_seed(0)
+    digits, side, compare = torch.randn(4, 2, 10), torch.randn(4, 2, 10), torch.randn(4)
+    classes, target = torch.randint(0, 10, (4, 2)), torch.tensor([1, 0, 1, 1])
+    eps = 0.2
+    F = torch.nn.functional
+
+    def smoothed_ce(logits):  # (1 - ε) × the plain cross-entropy + ε × the mean over classes of -log p
+        logp = logits.reshape(-1, 10).log_softmax(-1)
+        return (-(1 - eps) * logp.gather(1, classes.reshape(-1, 1)).squeeze(1) - eps * logp.mean(1)).mean()
+
+    # BCE(z, t) = softplus(z) - t·z, so smoothing t = y(1 - ε) + ε/2 adds ε × mean((y - 1/2)·z).
+    bce = F.binary_cross_entropy_with_logits(compare, target.float()) + eps * ((target - 0.5) * compare).mean()
+    plain = config(digit_loss_weight=0.5, side_loss_weight=0.3)
+    smooth = config(digit_loss_weight=0.5, side_loss_weight=0.3, label_smoothing=eps)
+    out = PairOutput(digits, compare, side)
+    assert torch.allclose(pair_loss(out, classes, target, smooth), bce + 0.5 * smoothed_ce(digits) + 0.3 * smoothed_ce(side))
+    assert torch.allclose(pair_loss(PairOutput(digits, None, None), classes, target, smooth), smoothed_ce(digits))
+    assert not torch.allclose(pair_loss(out, classes, target, smooth), pair_loss(out, classes, target, plain))
+    # 0 is off: exactly the plain loss.
+    assert torch.equal(pair_loss(out, classes, target, config(digit_loss_weight=0.5, side_loss_weight=0.3,
+                                                              label_smoothing=0.0)), pair_loss(out, classes, target, plain))
+
+
+def test_label_smoothing_reaches_the_loop(pairs):
+    # A smoothed digit loss cannot reach 0: its floor is the entropy of the smoothed labels, far above the plain one's.
+    plain, smooth = (history(config(network="linear", epochs=3, label_smoothing=e), pairs) for e in (0.0, 0.3))
+    assert all(s["train_loss"] > p["train_loss"] for s, p in zip(smooth, plain))
+
+
 def test_fixed_batch_order_trains_on_the_drawn_order_every_epoch(pairs):
     # The authors' loop: consecutive batches of the drawn pairs, the same every epoch. The shuffling generator
     # is then not drawn from, so a fixed-order run differs from a shuffled one and repeats itself exactly.

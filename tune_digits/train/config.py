@@ -55,6 +55,9 @@ class TrainConfig:
     # Augmentation: every epoch each training pair (a, b) becomes (b, a) with probability 1/2, its digit labels
     # swapped with it and its target recomputed from them (ties stay 1: a swap is not `1 - target`).
     swap: bool = False
+    # Label smoothing ε of every loss term (loss.py): the comparison target y becomes y(1 - ε) + ε/2, the digit and
+    # side classifiers' one-hot labels (1 - ε)·one-hot + ε/10 (F.cross_entropy's label_smoothing). 0: off.
+    label_smoothing: float = 0.0
     val_fraction: float = 0.0  # share of the train pairs held out for model selection
     # The authors' code: the drawn order every epoch ("fixed"), and the whole train split's mean and std
     # ("split", data.py) instead of the drawn pairs'.
@@ -99,6 +102,7 @@ class TrainConfig:
             (self.side_loss_weight >= 0 and self.digit_loss_weight >= 0, "auxiliary loss weights must be >= 0"),
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
             (1 <= self.ensemble <= MAX_ENSEMBLE, f"ensemble must be between 1 and {MAX_ENSEMBLE} members"),
         ]
@@ -162,8 +166,8 @@ _NOTED: set[str] = set()
 _TYPE_WORDS = {int: "an integer", bool: "true or false", str: "a string", dict: "a mapping"}
 _FIELD_TYPES = {
     **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads", "ensemble"), int),
-    **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift"),
-                    (int, float)),
+    **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift",
+                     "label_smoothing"), (int, float)),
     **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise", "precision", "train_eval"),
                     str), "repair": bool, "swap": bool, "options": dict,
 }
