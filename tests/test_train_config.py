@@ -55,6 +55,8 @@ def test_old_setting_names_still_work_with_one_note(capsys):
     ({"network": "lenet", "label_smoothing": 1.0}, "label_smoothing must be in [0, 1)"),
     ({"network": "lenet", "label_smoothing": -0.1}, "label_smoothing must be in [0, 1)"),
     ({"network": "lenet", "label_smoothing": "some"}, "label_smoothing must be a number"),
+    ({"network": "lenet", "ema": 1.0}, "ema must be 0 (off) or a decay in (0, 1)"),
+    ({"network": "lenet", "ema": True}, "ema must be a number"),
     ({"network": "lenet", "optimizer": 3}, "optimizer"),
     ({"network": "lenet", "pairs": 1}, "pairs"),
     ({"network": "lenet", "test_pairs": 0}, "test_pairs"),

@@ -58,6 +58,10 @@ class TrainConfig:
     # Label smoothing ε of every loss term (loss.py): the comparison target y becomes y(1 - ε) + ε/2, the digit and
     # side classifiers' one-hot labels (1 - ε)·one-hot + ε/10 (F.cross_entropy's label_smoothing). 0: off.
     label_smoothing: float = 0.0
+    # Decay of an exponential moving average of the weights, batch-norm statistics included (engines.py), updated
+    # after every optimiser step and evaluated in their place: every epoch's errors are the average's, the
+    # training loss stays the trained weights'. 0: off; e.g. 0.99 weighs the last ≈ 100 steps.
+    ema: float = 0.0
     val_fraction: float = 0.0  # share of the train pairs held out for model selection
     # The authors' code: the drawn order every epoch ("fixed"), and the whole train split's mean and std
     # ("split", data.py) instead of the drawn pairs'.
@@ -103,6 +107,7 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (0 <= self.ema < 1, "ema must be 0 (off) or a decay in (0, 1)"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
             (1 <= self.ensemble <= MAX_ENSEMBLE, f"ensemble must be between 1 and {MAX_ENSEMBLE} members"),
         ]
@@ -167,7 +172,7 @@ _TYPE_WORDS = {int: "an integer", bool: "true or false", str: "a string", dict: 
 _FIELD_TYPES = {
     **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads", "ensemble"), int),
     **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift",
-                     "label_smoothing"), (int, float)),
+                     "label_smoothing", "ema"), (int, float)),
     **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise", "precision", "train_eval"),
                     str), "repair": bool, "swap": bool, "options": dict,
 }
