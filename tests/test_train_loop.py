@@ -93,6 +93,8 @@ def test_different_seed_different_metrics(pairs):
     pytest.param({"network": "linear", "repair": True, "lr_schedule": "constant"}, id="linear-adam-repair"),
     pytest.param({"network": "linear", "val_fraction": 0.2}, id="linear-val"),
     pytest.param({"network": "lenet", "swap": True, "repair": True}, id="lenet-swap-repair"),
+    pytest.param({"network": "lenet", "rotate": 15.0, "shift": 1.0, "options": {"dropout": True}},
+                 id="lenet-rotate-shift-dropout"),
 ])
 def test_resume_from_a_snapshot_matches_an_uninterrupted_run(kw, pairs):
     cfg = config(epochs=4, **kw)
@@ -169,6 +171,23 @@ def test_swap_trains_on_pairs_swapped_afresh_every_epoch(pairs, monkeypatch):
         swapped_sets.append(swapped)
     assert all(0.2 * PAIRS < len(s) < 0.8 * PAIRS for s in swapped_sets), swapped_sets
     assert swapped_sets[0] != swapped_sets[1]
+
+
+def test_rotation_reaches_the_loop(pairs, monkeypatch):
+    """The engine steps on rotated digits (up to `rotate` degrees, drawn from the replica's data-order generator);
+    the measured pairs are the drawn ones."""
+    from tune_digits.train.engines import InTurn
+
+    batches = []
+    step = InTurn.step
+    monkeypatch.setattr(InTurn, "step", lambda self, x, c, y: batches.append(x[0]) or step(self, x, c, y))
+    plain = history(config(network="linear", epochs=1), pairs)
+    untouched, batches[:] = list(batches), []
+    turned = history(config(network="linear", epochs=1, rotate=20.0), pairs)
+    assert len(batches) == len(untouched)
+    assert all(not torch.allclose(a, b) for a, b in zip(batches, untouched))
+    assert turned[0]["train_loss"] != plain[0]["train_loss"]
+    assert same_metrics(turned, history(config(network="linear", epochs=1, rotate=20.0), pairs))
 
 
 def test_threads_follow_the_config(pairs):

@@ -52,6 +52,7 @@ class TrainConfig:
     digit_loss_weight: float = 0.0  # weight of the digit loss for the `pair` and `two_channel` strategies
     repair: bool = False  # re-pair the training digits at random every epoch (targets recomputed)
     shift: float = 0.0  # augmentation: random translation of each training digit, up to this many pixels
+    rotate: float = 0.0  # augmentation: random rotation of each training digit, up to this many degrees either way
     # Augmentation: every epoch each training pair (a, b) becomes (b, a) with probability 1/2, its digit labels
     # swapped with it and its target recomputed from them (ties stay 1: a swap is not `1 - target`).
     swap: bool = False
@@ -106,6 +107,7 @@ class TrainConfig:
             (self.side_loss_weight >= 0 and self.digit_loss_weight >= 0, "auxiliary loss weights must be >= 0"),
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
+            (0 <= self.rotate <= 30, "rotate must be between 0 and 30 degrees"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (0 <= self.ema < 1, "ema must be 0 (off) or a decay in (0, 1)"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
@@ -172,7 +174,7 @@ _TYPE_WORDS = {int: "an integer", bool: "true or false", str: "a string", dict: 
 _FIELD_TYPES = {
     **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads", "ensemble"), int),
     **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift",
-                     "label_smoothing", "ema"), (int, float)),
+                     "rotate", "label_smoothing", "ema"), (int, float)),
     **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise", "precision", "train_eval"),
                     str), "repair": bool, "swap": bool, "options": dict,
 }
