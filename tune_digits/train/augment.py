@@ -16,10 +16,10 @@ def random_shift(x: torch.Tensor, pixels: float, generator: torch.Generator) -> 
 
 def random_affine(x: torch.Tensor, generator: torch.Generator, shift: float = 0.0, rotate: float = 0.0
                   ) -> torch.Tensor:
-    """Rotate each digit of (B, 2, 14, 14) independently about its centre by up to `rotate` degrees either way, then
-    translate it by up to `shift` pixels along each axis, in one affine grid (bilinear; zero padding in standardised
-    units is the background's value, so borders stay background-like). Offsets are drawn first, then angles, each
-    only when asked for: a shift alone draws and computes exactly what it always did."""
+    """Move each digit of (B, 2, 14, 14) independently: translated by up to `shift` pixels along each axis, then
+    turned about the image centre by up to `rotate` degrees either way, in one affine grid (one bilinear resampling;
+    zero padding in standardised units is the background's value, so borders stay background-like). Offsets are
+    drawn first, then angles, each only when asked for: a shift alone draws and computes exactly what it always did."""
     b = x.shape[0]
     digits = x.reshape(2 * b, 1, 14, 14)
     theta = torch.zeros(2 * b, 2, 3)

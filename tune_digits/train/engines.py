@@ -7,7 +7,8 @@ building them, one optimiser step on a batch of every replica, evaluation, and i
 - `Vectorized`: one batched model (torch.func.vmap over stacked parameters: batched matmuls, grouped
   convolutions) and one optimiser step for all. Same initial weights per seed as `InTurn`; dropout masks come
   from one shared generator and float summation order differs, so metrics match in distribution only.
-Everything that acts on the data (batch order, shifts, re-pairing, metrics, snapshots, resuming) is the loop's.
+Everything that acts on the data (batch order, shifts, rotations, swaps, re-pairing, metrics, snapshots, resuming)
+is the loop's.
 With `ema`, each engine also keeps an exponential moving average of its weights (and batch-norm statistics),
 updated after every step, and evaluates it instead of the trained weights; it is part of the engine's snapshot.
 """
