@@ -12,7 +12,7 @@ import torch
 from tune_digits.data import compare_target, generate_pair_sets
 from tune_digits.models import STRATEGIES, create_model
 from tune_digits.spaces import load_space
-from tune_digits.train import ConfigError, TrainConfig, fit, random_shift
+from tune_digits.train import ConfigError, TrainConfig, fit, random_affine, random_shift, random_swap
 
 
 def test_prob_strategy_is_the_exact_probability_of_less_or_equal():
@@ -90,9 +90,79 @@ def test_shift_augmentation_moves_digits_and_keeps_background():
     assert shifted.min() >= x.min() - 1e-5  # zero padding is the background's value, not a new one
 
 
+def test_swap_turns_about_half_the_pairs_round_with_their_labels():
+    data = generate_pair_sets(400, seed=2)
+    x, c = data.train_input, data.train_classes
+    sx, sc, sy = random_swap(x, c, torch.Generator().manual_seed(0))
+    flipped = (sx != x).flatten(1).any(1)  # (N,): the pairs whose first digit changed
+    assert torch.equal(sx[flipped], x[flipped].flip(1)) and torch.equal(sx[~flipped], x[~flipped])
+    assert torch.equal(sc[flipped], c[flipped].flip(1)) and torch.equal(sc[~flipped], c[~flipped])
+    assert 150 < int(flipped.sum()) < 250  # probability 1/2 each
+    # Targets come from the swapped classes: a swapped tie stays 1, every other swapped pair flips its target.
+    assert torch.equal(sy, (sc[:, 0] <= sc[:, 1]).long())
+    ties = c[:, 0] == c[:, 1]
+    assert torch.equal(sy[flipped & ties], torch.ones_like(sy[flipped & ties])) and bool((flipped & ties).any())
+    assert torch.equal(sy[flipped & ~ties], 1 - data.train_target[flipped & ~ties])
+    assert torch.equal(sy[~flipped], data.train_target[~flipped])
+    # Its own generator decides: the same seed swaps the same pairs, another seed others.
+    assert torch.equal(random_swap(x, c, torch.Generator().manual_seed(0))[0], sx)
+    assert not torch.equal(random_swap(x, c, torch.Generator().manual_seed(1))[0], sx)
+
+
+def _blob_images(n: int) -> torch.Tensor:
+    """(n, 2, 14, 14) images of a 2×2 bright blob on a -0.5 background, at places 3-4 pixels off the centre."""
+    x = torch.full((n, 2, 14, 14), -0.5)
+    for i in range(n):
+        for k in range(2):
+            row, col = [(2, 6), (6, 9), (9, 3), (3, 3)][(2 * i + k) % 4]
+            x[i, k, row:row + 2, col:col + 2] = 2.0
+    return x
+
+
+def _polar(x: torch.Tensor):
+    """Each digit's centre of mass above the background, relative to the image centre: (radius, angle in degrees)."""
+    mass = (x - x.amin((-2, -1), keepdim=True)).reshape(-1, 14, 14)
+    grid = torch.arange(14.0) - 6.5
+    rows = (mass.sum(2) * grid).sum(1) / mass.sum((1, 2))
+    cols = (mass.sum(1) * grid).sum(1) / mass.sum((1, 2))
+    return torch.hypot(rows, cols), torch.rad2deg(torch.atan2(rows, cols))
+
+
+def test_rotation_turns_each_digit_about_its_centre_by_at_most_the_bound():
+    x = _blob_images(32)
+    g = torch.Generator().manual_seed(0)
+    turned = random_affine(x, g, rotate=20.0)
+    assert turned.shape == x.shape and not torch.allclose(turned, x)
+    (r0, a0), (r1, a1) = _polar(x), _polar(turned)
+    change = (a1 - a0 + 180) % 360 - 180
+    assert torch.allclose(r1, r0, atol=0.35)  # about the centre: the distance to it stays
+    assert change.abs().max() <= 20.0 + 2.0 and change.abs().max() > 10.0  # up to the bound, either way
+    assert (change > 3).any() and (change < -3).any()
+    assert turned.min() >= x.min() - 1e-5  # the background stays the background
+    # Nothing asked, nothing drawn: the identity, and the generator untouched (a shift alone is as it was).
+    state = g.get_state()
+    assert torch.allclose(random_affine(x, g), x, atol=1e-5) and torch.equal(g.get_state(), state)
+    assert torch.equal(random_affine(x, torch.Generator().manual_seed(1), shift=1.5),
+                       random_shift(x, 1.5, torch.Generator().manual_seed(1)))
+
+
+def test_rotation_and_shift_compose_in_one_grid():
+    x = _blob_images(32)
+    both = random_affine(x, torch.Generator().manual_seed(0), shift=1.0, rotate=20.0)
+    shifted = random_affine(x, torch.Generator().manual_seed(0), shift=1.0)
+    assert not torch.allclose(both, shifted)
+    # The offsets are drawn first, as a shift alone draws them, and the turn is about the image centre: each digit
+    # lies where the shift alone puts it, turned about the centre (the same distance from it, at another angle).
+    (r_both, a_both), (r_shift, a_shift) = _polar(both), _polar(shifted)
+    assert torch.allclose(r_both, r_shift, atol=0.35)
+    assert ((a_both - a_shift + 180) % 360 - 180).abs().max() > 5
+
+
 def test_shift_is_validated():
     with pytest.raises(ConfigError, match="shift"):
         TrainConfig(network="lenet", shift=9.0)
+    with pytest.raises(ConfigError, match="rotate must be between 0 and 30 degrees"):
+        TrainConfig(network="lenet", rotate=45.0)
 
 
 def test_validation_split_is_carved_from_the_train_pairs():

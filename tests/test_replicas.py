@@ -25,6 +25,8 @@ def configs(**kw) -> list[TrainConfig]:
 @pytest.mark.parametrize("kw", [
     pytest.param({"options": {"dropout": True}}, id="lenet-dropout"),  # each replica its own dropout stream
     pytest.param({"network": "linear", "shift": 1.0, "repair": True}, id="linear-adam-shift-repair"),
+    pytest.param({"network": "linear", "swap": True}, id="linear-swap"),
+    pytest.param({"network": "linear", "rotate": 15.0, "shift": 1.0}, id="linear-rotate-shift"),
 ])
 def test_in_turn_gives_each_seed_exactly_its_own_run(kw, datas):
     cfgs = configs(**kw)
@@ -69,6 +71,12 @@ def test_vectorized_replicas_differ_and_learn(datas):
     pytest.param({"network": "resnet", "digit_loss_weight": 0.5, "options": {"strategy": "two_channel", "channels": 4}},
                  id="resnet-two-channel"),
     pytest.param({"network": "linear", "val_fraction": 0.2, "shift": 1.0, "repair": True}, id="linear-val-shift-repair"),
+    pytest.param({"network": "linear", "swap": True, "repair": True}, id="linear-swap-repair"),
+    pytest.param({"label_smoothing": 0.1, "digit_loss_weight": 0.5, "options": {"strategy": "pair"}},
+                 id="pair-label-smoothing"),
+    pytest.param({"rotate": 15.0, "precision": "bf16"}, id="rotate-bf16"),
+    pytest.param({"swap": True, "rotate": 10.0, "label_smoothing": 0.1, "ema": 0.9, "precision": "bf16"},
+                 id="every-lever-bf16"),
 ])
 def test_vectorized_runs_every_strategy_and_option(kw, datas):
     for rows in replica_history(configs(**kw), datas, vectorize=True):

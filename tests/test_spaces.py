@@ -324,3 +324,23 @@ def test_cli_lists_and_plans_a_users_space(tmp_path, monkeypatch):
     assert planned.exit_code == 0 and "tiny" in planned.stdout, planned.output
     missing = CliRunner().invoke(main, ["spaces", "--spaces-dir", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "no such folder of search spaces" in missing.stderr
+
+
+def test_the_training_levers_can_be_set_and_searched():
+    """swap, rotate, label_smoothing and ema are training fields like any other: --set fixes one or
+    makes it an axis, and a bad value names its key."""
+    from tune_digits.cli import key_values
+    from tune_digits.train import TrainConfig
+
+    overrides = key_values(("swap=true", "rotate=[0.0, 10]", "label_smoothing=0.1", "ema=0.99"))
+    changed = apply_overrides(load_space("lenet"), overrides)
+    assert changed.fixed["swap"] is True and changed.grid["rotate"] == [0.0, 10]
+    assert (changed.fixed["label_smoothing"], changed.fixed["ema"]) == (0.1, 0.99)
+    cfg = TrainConfig.from_flat({**changed.fixed, "rotate": 10, "network": "lenet"})
+    assert (cfg.swap, cfg.rotate, cfg.label_smoothing, cfg.ema) == (True, 10, 0.1, 0.99)
+    for key, value, words in [("ema", 1.0, "fixed.ema: ema must be 0 (off) or a decay in (0, 1)"),
+                              ("rotate", [10.0, 45.0], "grid.rotate: rotate must be between 0 and 30 degrees"),
+                              ("swap", "sometimes", "fixed.swap: swap must be true or false")]:
+        with pytest.raises(SpaceError) as info:
+            apply_overrides(load_space("lenet"), {key: value})
+        assert words in str(info.value) and "\n" not in str(info.value), str(info.value)

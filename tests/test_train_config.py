@@ -16,7 +16,8 @@ def test_family_defaults():
 
 
 def test_flat_round_trip():
-    cfg = TrainConfig(network="resnet", pairs=350, lr=0.01, repair=True, options={"blocks": 3, "dropout": True})
+    cfg = TrainConfig(network="resnet", pairs=350, lr=0.01, repair=True, swap=True, rotate=10.0, label_smoothing=0.1,
+                      ema=0.99, options={"blocks": 3, "dropout": True})
     flat = cfg.to_flat()
     assert flat["blocks"] == 3 and flat["network"] == "resnet" and "options" not in flat
     assert TrainConfig.from_flat(flat) == cfg
@@ -50,6 +51,16 @@ def test_old_setting_names_still_work_with_one_note(capsys):
     ({"network": "lenet", "lr": None, "momentum": "high"}, "momentum"),
     ({"network": "lenet", "repair": "yes"}, "repair"),
     ({"network": "lenet", "repair": 1}, "repair"),
+    ({"network": "lenet", "swap": "yes"}, "swap must be true or false"),
+    ({"network": "lenet", "swap": 1}, "swap must be true or false"),
+    ({"network": "lenet", "label_smoothing": 1.0}, "label_smoothing must be in [0, 1)"),
+    ({"network": "lenet", "label_smoothing": -0.1}, "label_smoothing must be in [0, 1)"),
+    ({"network": "lenet", "label_smoothing": "some"}, "label_smoothing must be a number"),
+    ({"network": "lenet", "ema": 1.0}, "ema must be 0 (off) or a decay in (0, 1)"),
+    ({"network": "lenet", "ema": True}, "ema must be a number"),
+    ({"network": "lenet", "rotate": 31.0}, "rotate must be between 0 and 30 degrees"),
+    ({"network": "lenet", "rotate": -1}, "rotate must be between 0 and 30 degrees"),
+    ({"network": "lenet", "rotate": "small"}, "rotate must be a number"),
     ({"network": "lenet", "optimizer": 3}, "optimizer"),
     ({"network": "lenet", "pairs": 1}, "pairs"),
     ({"network": "lenet", "test_pairs": 0}, "test_pairs"),

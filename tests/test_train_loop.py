@@ -92,6 +92,9 @@ def test_different_seed_different_metrics(pairs):
     pytest.param({"network": "lenet", "options": {"dropout": True}}, id="lenet-sgd-cosine-dropout"),
     pytest.param({"network": "linear", "repair": True, "lr_schedule": "constant"}, id="linear-adam-repair"),
     pytest.param({"network": "linear", "val_fraction": 0.2}, id="linear-val"),
+    pytest.param({"network": "lenet", "swap": True, "repair": True}, id="lenet-swap-repair"),
+    pytest.param({"network": "lenet", "rotate": 15.0, "shift": 1.0, "options": {"dropout": True}},
+                 id="lenet-rotate-shift-dropout"),
 ])
 def test_resume_from_a_snapshot_matches_an_uninterrupted_run(kw, pairs):
     cfg = config(epochs=4, **kw)
@@ -138,6 +141,53 @@ def test_repair_repairs_the_training_digits_every_epoch(pairs):
         assert torch.equal(y, compare_target(c))
         assert not torch.equal(c, previous)
         previous = c
+
+
+def test_swap_trains_on_pairs_swapped_afresh_every_epoch(pairs, monkeypatch):
+    """Every batch the engine steps on holds the drawn pairs, some turned round, each digit with its own label and
+    each pair with the target of its order; each epoch turns other pairs round."""
+    from tune_digits.train.engines import InTurn
+
+    batches = []
+    step = InTurn.step
+    monkeypatch.setattr(InTurn, "step", lambda self, x, c, y: batches.append((x[0], c[0], y[0])) or step(self, x, c, y))
+    fit(config(network="linear", epochs=2, swap=True), pairs)
+    # Each drawn image's (pair, place in the pair); MNIST's images here are distinct.
+    where = {img.numpy().tobytes(): (i, k) for i, pair in enumerate(pairs.train_input) for k, img in enumerate(pair)}
+    assert len(where) == 2 * PAIRS
+    per_epoch = len(batches) // 2
+    swapped_sets = []
+    for epoch in range(2):
+        swapped = set()
+        for x, c, y in batches[epoch * per_epoch:(epoch + 1) * per_epoch]:
+            for pair, classes in zip(x, c):
+                (i, k), (j, m) = (where[img.numpy().tobytes()] for img in pair)
+                assert i == j and {k, m} == {0, 1}  # the drawn partners, in one order or the other
+                drawn = pairs.train_classes[i]
+                assert torch.equal(classes, drawn.flip(0) if k else drawn)
+                if k:
+                    swapped.add(i)
+            assert torch.equal(y, compare_target(c))
+        swapped_sets.append(swapped)
+    assert all(0.2 * PAIRS < len(s) < 0.8 * PAIRS for s in swapped_sets), swapped_sets
+    assert swapped_sets[0] != swapped_sets[1]
+
+
+def test_rotation_reaches_the_loop(pairs, monkeypatch):
+    """The engine steps on rotated digits (up to `rotate` degrees, drawn from the replica's data-order generator);
+    the measured pairs are the drawn ones."""
+    from tune_digits.train.engines import InTurn
+
+    batches = []
+    step = InTurn.step
+    monkeypatch.setattr(InTurn, "step", lambda self, x, c, y: batches.append(x[0]) or step(self, x, c, y))
+    plain = history(config(network="linear", epochs=1), pairs)
+    untouched, batches[:] = list(batches), []
+    turned = history(config(network="linear", epochs=1, rotate=20.0), pairs)
+    assert len(batches) == len(untouched)
+    assert all(not torch.allclose(a, b) for a, b in zip(batches, untouched))
+    assert turned[0]["train_loss"] != plain[0]["train_loss"]
+    assert same_metrics(turned, history(config(network="linear", epochs=1, rotate=20.0), pairs))
 
 
 def test_threads_follow_the_config(pairs):
@@ -194,6 +244,36 @@ def test_pair_loss_adds_the_weighted_auxiliary_terms():
     assert torch.allclose(pair_loss(PairOutput(digits, None, None), classes, target, cfg), digit_ce)
     assert torch.allclose(pair_loss(PairOutput(digits, compare, None), classes, target, cfg), bce + 0.5 * digit_ce)
     assert torch.allclose(pair_loss(PairOutput(digits, None, side), classes, target, cfg), digit_ce + 0.3 * side_ce)
+
+
+def test_label_smoothing_moves_every_term_by_its_closed_form():
+    torch.manual_seed(0)
+    digits, side, compare = torch.randn(4, 2, 10), torch.randn(4, 2, 10), torch.randn(4)
+    classes, target = torch.randint(0, 10, (4, 2)), torch.tensor([1, 0, 1, 1])
+    eps = 0.2
+    F = torch.nn.functional
+
+    def smoothed_ce(logits):  # (1 - ε) × the plain cross-entropy + ε × the mean over classes of -log p
+        logp = logits.reshape(-1, 10).log_softmax(-1)
+        return (-(1 - eps) * logp.gather(1, classes.reshape(-1, 1)).squeeze(1) - eps * logp.mean(1)).mean()
+
+    # BCE(z, t) = softplus(z) - t·z, so smoothing t = y(1 - ε) + ε/2 adds ε × mean((y - 1/2)·z).
+    bce = F.binary_cross_entropy_with_logits(compare, target.float()) + eps * ((target - 0.5) * compare).mean()
+    plain = config(digit_loss_weight=0.5, side_loss_weight=0.3)
+    smooth = config(digit_loss_weight=0.5, side_loss_weight=0.3, label_smoothing=eps)
+    out = PairOutput(digits, compare, side)
+    assert torch.allclose(pair_loss(out, classes, target, smooth), bce + 0.5 * smoothed_ce(digits) + 0.3 * smoothed_ce(side))
+    assert torch.allclose(pair_loss(PairOutput(digits, None, None), classes, target, smooth), smoothed_ce(digits))
+    assert not torch.allclose(pair_loss(out, classes, target, smooth), pair_loss(out, classes, target, plain))
+    # 0 is off: exactly the plain loss.
+    assert torch.equal(pair_loss(out, classes, target, config(digit_loss_weight=0.5, side_loss_weight=0.3,
+                                                              label_smoothing=0.0)), pair_loss(out, classes, target, plain))
+
+
+def test_label_smoothing_reaches_the_loop(pairs):
+    # A smoothed digit loss cannot reach 0: its floor is the entropy of the smoothed labels, far above the plain one's.
+    plain, smooth = (history(config(network="linear", epochs=3, label_smoothing=e), pairs) for e in (0.0, 0.3))
+    assert all(s["train_loss"] > p["train_loss"] for s, p in zip(smooth, plain))
 
 
 def test_fixed_batch_order_trains_on_the_drawn_order_every_epoch(pairs):

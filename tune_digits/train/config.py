@@ -52,6 +52,17 @@ class TrainConfig:
     digit_loss_weight: float = 0.0  # weight of the digit loss for the `pair` and `two_channel` strategies
     repair: bool = False  # re-pair the training digits at random every epoch (targets recomputed)
     shift: float = 0.0  # augmentation: random translation of each training digit, up to this many pixels
+    rotate: float = 0.0  # augmentation: random rotation of each training digit, up to this many degrees either way
+    # Augmentation: every epoch each training pair (a, b) becomes (b, a) with probability 1/2, its digit labels
+    # swapped with it and its target recomputed from them (ties stay 1: a swap is not `1 - target`).
+    swap: bool = False
+    # Label smoothing ε of every loss term (loss.py): the comparison target y becomes y(1 - ε) + ε/2, the digit and
+    # side classifiers' one-hot labels (1 - ε)·one-hot + ε/10 (F.cross_entropy's label_smoothing). 0: off.
+    label_smoothing: float = 0.0
+    # Decay of an exponential moving average of the weights, batch-norm statistics included (engines.py), updated
+    # after every optimiser step and evaluated in their place: every epoch's errors are the average's, the
+    # training loss stays the trained weights'. 0: off; e.g. 0.99 weighs the last ≈ 100 steps.
+    ema: float = 0.0
     val_fraction: float = 0.0  # share of the train pairs held out for model selection
     # The authors' code: the drawn order every epoch ("fixed"), and the whole train split's mean and std
     # ("split", data.py) instead of the drawn pairs'.
@@ -96,6 +107,9 @@ class TrainConfig:
             (self.side_loss_weight >= 0 and self.digit_loss_weight >= 0, "auxiliary loss weights must be >= 0"),
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
+            (0 <= self.rotate <= 30, "rotate must be between 0 and 30 degrees"),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (0 <= self.ema < 1, "ema must be 0 (off) or a decay in (0, 1)"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
             (1 <= self.ensemble <= MAX_ENSEMBLE, f"ensemble must be between 1 and {MAX_ENSEMBLE} members"),
         ]
@@ -159,10 +173,10 @@ _NOTED: set[str] = set()
 _TYPE_WORDS = {int: "an integer", bool: "true or false", str: "a string", dict: "a mapping"}
 _FIELD_TYPES = {
     **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads", "ensemble"), int),
-    **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift"),
-                    (int, float)),
+    **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift",
+                     "rotate", "label_smoothing", "ema"), (int, float)),
     **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise", "precision", "train_eval"),
-                    str), "repair": bool, "options": dict,
+                    str), "repair": bool, "swap": bool, "options": dict,
 }
 # The settings that take one word out of a fixed few.
 _CHOICES = {"optimizer": OPTIMIZERS, "lr_schedule": SCHEDULES, "batch_order": BATCH_ORDERS,

@@ -7,7 +7,10 @@ building them, one optimiser step on a batch of every replica, evaluation, and i
 - `Vectorized`: one batched model (torch.func.vmap over stacked parameters: batched matmuls, grouped
   convolutions) and one optimiser step for all. Same initial weights per seed as `InTurn`; dropout masks come
   from one shared generator and float summation order differs, so metrics match in distribution only.
-Everything that acts on the data (batch order, shifts, re-pairing, metrics, snapshots, resuming) is the loop's.
+Everything that acts on the data (batch order, shifts, rotations, swaps, re-pairing, metrics, snapshots, resuming)
+is the loop's.
+With `ema`, each engine also keeps an exponential moving average of its weights (and batch-norm statistics),
+updated after every step, and evaluates it instead of the trained weights; it is part of the engine's snapshot.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import functools
 import math
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..models import create_ensemble
 from .config import TrainConfig, autocast, rng_state, seed_everything, set_rng_state
@@ -128,7 +132,7 @@ class InTurn(Engine):
 
     def __init__(self, configs: list[TrainConfig], device: torch.device):
         super().__init__(configs[0], device)
-        self.models, self.rngs = [], []
+        self.models, self.rngs, self.averages = [], [], []
         for cfg in configs:
             model = seeded_model(cfg, device)  # and the global generators: this replica's dropout stream
             if device.type == "cpu":
@@ -138,6 +142,9 @@ class InTurn(Engine):
                 # weights change; the linear net is untouched. Not measured on GPU yet, so CPU only.
                 model = model.to(memory_format=torch.channels_last)
             opt, sched = build_optimizer(model.parameters(), cfg)
+            if cfg.ema:  # a copy of the model (channels-last too) whose weights and buffers are the average
+                self.averages.append(AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema),
+                                                   use_buffers=True))
             self.models.append(model)
             self.optimizers.append(opt)
             self.schedulers.append(sched)
@@ -159,24 +166,33 @@ class InTurn(Engine):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if self.averages:  # the first update copies the weights, later ones blend them in
+                self.averages[j].update_parameters(model)
             if self.swap:
                 self.rngs[j] = rng_state(self.device)
             losses.append(loss.detach())
         return torch.stack(losses)
 
     def errors(self, x, classes, target) -> list[tuple[float, float]]:
+        evaluated = [average.module for average in self.averages] or self.models
         return [evaluate(model, x[j], classes[j], target[j], precision=self.precision)
-                for j, model in enumerate(self.models)]
+                for j, model in enumerate(evaluated)]
 
     def state_dict(self) -> dict:
         # Each replica's RNG as it was after its own last step, not the global one now.
         rngs = self.rngs if self.swap else [rng_state(self.device)]
-        return {**super().state_dict(), "models": [m.state_dict() for m in self.models], "rngs": list(rngs)}
+        state = {**super().state_dict(), "models": [m.state_dict() for m in self.models], "rngs": list(rngs)}
+        if self.averages:
+            state["averages"] = [average.state_dict() for average in self.averages]
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         for model, saved in zip(self.models, state["models"]):
             model.load_state_dict(saved)
+        # A snapshot without an average (saved with ema 0) starts one: its first update copies the loaded weights.
+        for average, saved in zip(self.averages, state.get("averages", ())):
+            average.load_state_dict(saved)
         self.rngs = list(state["rngs"])
         if not self.swap:
             set_rng_state(self.rngs[0], self.device)
@@ -194,6 +210,8 @@ class Vectorized(Engine):
         self.net = net = models[0]  # the module's code and flags; functional_call swaps in the stacked tensors
         opt, sched = build_optimizer(self.params.values(), self.config)
         self.optimizers, self.schedulers = [opt], [sched]
+        # The average of the stacked weights and buffers, as InTurn's AveragedModel keeps it for each replica.
+        self.average = StackedAverage(self.config.ema, self.params, self.buffers) if self.config.ema else None
         seed_everything(self.config.seed)  # the shared dropout stream
         self.has_digits = True
         lowered = _lowered_precision(net, self.config)
@@ -226,6 +244,8 @@ class Vectorized(Engine):
         self.optimizers[0].zero_grad(set_to_none=True)
         losses.sum().backward()  # each replica's gradient is that of its own loss
         self.optimizers[0].step()
+        if self.average is not None:
+            self.average.update(self.params, self.buffers)
         return losses.detach()
 
     @torch.no_grad()
@@ -234,9 +254,11 @@ class Vectorized(Engine):
         r, m = x.shape[:2]
         digit, compare = torch.zeros(r, device=self.device), torch.zeros(r, device=self.device)
         chunk = max(1, 4000 // r)  # pairs per replica per forward pass: bounded activation memory
+        params, buffers = (self.average.params, self.average.buffers) if self.average is not None \
+            else (self.params, self.buffers)
         for i in range(0, m, chunk):
             with self.precision():
-                d, k = self.batched_errors(self.params, self.buffers, x[:, i:i + chunk], classes[:, i:i + chunk],
+                d, k = self.batched_errors(params, buffers, x[:, i:i + chunk], classes[:, i:i + chunk],
                                            target[:, i:i + chunk])
             digit += d
             compare += k
@@ -248,8 +270,11 @@ class Vectorized(Engine):
         return (total / max(steps, 1)).tolist()
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "params": {k: v.detach() for k, v in self.params.items()},
-                "buffers": dict(self.buffers), "rngs": [rng_state(self.device)]}
+        state = {**super().state_dict(), "params": {k: v.detach() for k, v in self.params.items()},
+                 "buffers": dict(self.buffers), "rngs": [rng_state(self.device)]}
+        if self.average is not None:
+            state["average"] = self.average.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
@@ -258,7 +283,48 @@ class Vectorized(Engine):
                 self.params[name].copy_(value)
             for name, value in state["buffers"].items():
                 self.buffers[name].copy_(value)
+        if self.average is not None and "average" in state:  # else the average starts from the loaded weights
+            self.average.load_state_dict(state["average"])
         set_rng_state(state["rngs"][0], self.device)
+
+
+class StackedAverage:
+    """An exponential moving average of the vectorized engine's stacked (R, ...) weights and buffers, updated as
+    AveragedModel(use_buffers=True) updates each replica's in turn: the first update copies, later ones call
+    torch's EMA function on each (device, dtype) group."""
+
+    def __init__(self, decay: float, params: dict, buffers: dict):
+        self.params = {k: v.detach().clone() for k, v in params.items()}
+        self.buffers = {k: v.detach().clone() for k, v in buffers.items()}
+        self.blend = get_ema_multi_avg_fn(decay)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, params: dict, buffers: dict) -> None:
+        averaged = [*self.params.values(), *self.buffers.values()]
+        current = [v.detach() for v in (*params.values(), *buffers.values())]
+        if self.updates == 0:
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(c)
+        else:
+            groups: dict = {}
+            for a, c in zip(averaged, current, strict=True):
+                pair = groups.setdefault((a.device, a.dtype), ([], []))
+                pair[0].append(a)
+                pair[1].append(c)
+            for group_averaged, group_current in groups.values():
+                self.blend(group_averaged, group_current, self.updates)
+        self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {"params": self.params, "buffers": self.buffers, "updates": self.updates}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        for mine, saved in ((self.params, state["params"]), (self.buffers, state["buffers"])):
+            for name, value in saved.items():
+                mine[name].copy_(value)
+        self.updates = state["updates"]
 
 
 def _lowered_precision(net: torch.nn.Module, config: TrainConfig) -> set[str]:

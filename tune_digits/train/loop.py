@@ -1,8 +1,8 @@
 """THE epoch loop, over a replica axis: R repetitions of one configuration (R seeds); one seed is R = 1.
 
 Every tensor of the data carries the replica axis first: (R, N, 2, 14, 14) inputs, (R, N) targets,
-(R, N, 2) classes. The loop owns what is the same for every engine (engines.py): re-pairing, batch order,
-shifts, the epoch's metrics, snapshots and resuming; each replica draws them from its own generator.
+(R, N, 2) classes. The loop owns what is the same for every engine (engines.py): re-pairing, swaps, batch order,
+shifts and rotations, the epoch's metrics, snapshots and resuming; each replica draws them from its own generator.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import torch
 
 from ..data import PairSet, generate_pair_sets
-from .augment import random_shift, repair
+from .augment import random_affine, random_swap, repair
 from .config import ConfigError, TrainConfig, choose_device, prepare_device, shuffle_generator
 from .engines import Engine, InTurn, Vectorized
 
@@ -105,8 +105,10 @@ def replica_epochs(engine_type: type[Engine], configs: list[TrainConfig], datas:
     for epoch in range(start_epoch, config.epochs + 1):
         tick = time.perf_counter()
         if config.repair:
-            train = _repair_all(train, shuffles)
-        losses = _train_epoch(engine, train, shuffles, config)
+            train = _redraw(repair, train, shuffles)
+        # Swaps are this epoch's view of the pairs, drawn afresh from the unswapped ones (not state to snapshot).
+        seen = _redraw(random_swap, train, shuffles) if config.swap else train
+        losses = _train_epoch(engine, seen, shuffles, config)
         # (digit, comparison) error per replica on each split; the comparison error on train is not reported,
         # and with `train_eval: final` the training digits are measured at the final epoch only (NaN before).
         measure_train = config.train_eval == "every" or epoch == config.epochs
@@ -139,8 +141,8 @@ def _train_epoch(engine: Engine, train, shuffles: list[torch.Generator], config:
         if idx.shape[1] < 2 and n > 1:  # batch norm cannot train on a single pair
             continue
         xb = x[rows, idx]  # (R, B, 2, 14, 14)
-        if config.shift:
-            xb = torch.stack([random_shift(xb[j], config.shift, g) for j, g in enumerate(shuffles)])
+        if config.shift or config.rotate:
+            xb = torch.stack([random_affine(xb[j], g, config.shift, config.rotate) for j, g in enumerate(shuffles)])
         total += engine.step(xb, c[rows, idx], y[rows, idx])  # no host sync inside the epoch
         steps += 1
     engine.end_epoch()
@@ -156,10 +158,11 @@ def _split_val(tensors, val_fraction: float):
         (x[..., cut:, :, :, :], y[..., cut:], c[..., cut:, :]), (x_test, y_test, c_test)
 
 
-def _repair_all(train, shuffles: list[torch.Generator]):
-    """Re-pair each replica's training digits: (x, y, c) stacked again."""
+def _redraw(change, train, shuffles: list[torch.Generator]):
+    """`change` (repair, random_swap: x, c, generator → x, c, target) applied to each replica's training pairs
+    with its own generator: (x, y, c) stacked again."""
     x, _, c = train
-    pairs = [repair(x[j], c[j], g) for j, g in enumerate(shuffles)]
+    pairs = [change(x[j], c[j], g) for j, g in enumerate(shuffles)]
     x, c, y = (torch.stack(t) for t in zip(*pairs))
     return x, y, c
 
