@@ -19,6 +19,7 @@ from helpers import (FAULT_SEED, LENET_TWO, LINEAR_TWO, ROOT, check_complete, lo
 from tune_digits.cli import main
 from tune_digits.results import FORMAT_VERSION, ROW_HEAD
 from tune_digits.tuning import PAUSE_ENV, SearchError, run_search
+from tune_digits.tuning.racer import configurations
 
 
 def untimed(rows: list[dict]) -> list[dict]:
@@ -144,28 +145,44 @@ class TestLocalRay:
                 [{**r, "trial_id": 0} for r in untimed(expected[key])], key
 
     @pytest.mark.slow
-    def test_reproduce_groups_seeds_and_resumes(self, tmp_path, monkeypatch, trial_rows):
-        """The protocol end to end on a tiny profile: screen (seeds grouped in pairs: 2 configurations × 4
-        seeds on 2 CPUs), the screen's best to the final stage, the report; a rerun resumes, trains nothing."""
+    @pytest.mark.parametrize("screen", [None, "grid"], ids=["raced-by-default", "grid"])
+    def test_reproduce_groups_seeds_and_resumes(self, tmp_path, monkeypatch, trial_rows, screen):
+        """The protocol end to end on a tiny profile: screen (2 configurations × 4 seeds on 2 CPUs; the grid's
+        seeds grouped in pairs, the race's first round), the screen's best to the final stage, the report; a
+        rerun resumes, trains nothing."""
         import tune_digits.reproduce as reproduce
 
         monkeypatch.setattr(reproduce, "QUICK_STAGES", {"screen": {"pairs": 20, "reps": 4, "epochs": 1},
                                                         "final": {"pairs": 20, "reps": 2, "epochs": 2}})
         monkeypatch.setattr(reproduce, "QUICK_GRIDS", {"linear": LINEAR_TWO})
         said = []
-        outcomes = reproduce.reproduce(tmp_path, spaces=("linear",), quick=True, echo=said.append)
-        assert [(o.trials, o.finished, o.failed) for o in outcomes] == [(4, 4, 0), (2, 2, 0)]
-        screen = json.loads((tmp_path / "linear" / "screen" / "search.json").read_text())
-        assert screen["seeds_per_trial"] == 2
-        assert "== linear screen: 8 runs (2 configuration(s) × 4 seed(s), 20 pairs, 1 epochs, fp32) in 4 trials" in said[0]
+        outcomes = reproduce.reproduce(tmp_path, spaces=("linear",), quick=True, echo=said.append, screen=screen)
+        screen_meta = json.loads((tmp_path / "linear" / "screen" / "search.json").read_text())
+        assert screen_meta["seeds_per_trial"] == 2
         runs = {(r["nodes"], r["seed"]) for rs in trial_rows(tmp_path / "linear" / "screen").values() for r in rs}
-        assert runs == {(n, s) for n in (16, 32) for s in range(4)}
+        if screen == "grid":
+            assert [(o.trials, o.finished, o.failed) for o in outcomes] == [(4, 4, 0), (2, 2, 0)]
+            assert "== linear screen: 8 runs (2 configuration(s) × 4 seed(s), 20 pairs, 1 epochs, fp32) in 4 " \
+                   "trials" in said[0]
+            assert runs == {(n, s) for n in (16, 32) for s in range(4)} and screen_meta["metric"] == "test_error"
+        else:  # 2 trials of the first round's 2 seeds, then one trial per seed to each survivor
+            race = screen_meta["race"]
+            assert screen_meta["search"] == "race" and screen_meta["metric"] == "val_error" and race["finished"]
+            assert "== linear screen (raced): at most 8 runs (2 configuration(s) × 4 seed(s), 20 pairs, 1 epochs, " \
+                   "fp32) in at most 6 trials" in said[0]
+            assert outcomes[0].trials == outcomes[0].finished == 2 + race["runs_handed_out"] - 4
+            assert len(runs) == race["runs_handed_out"] and {(n, s) for n in (16, 32) for s in (0, 1)} <= runs
+            nodes = [c["nodes"] for c in configurations(screen_meta["grid"])]
+            assert runs >= {(nodes[race["winner"]], s) for s in range(4)}  # the winner ran every seed
         assert (tmp_path / "report").is_dir()
         final = json.loads((tmp_path / "linear" / "final" / "search.json").read_text())
         assert final["fixed"]["pairs"] == 20 and len(final["trials"]) == 2
+        from tune_digits.report import best_configuration
+
+        assert final["grid"] == {k: [v] for k, v in best_configuration(tmp_path / "linear" / "screen", "linear").items()}
 
         before = snapshot(tmp_path / "linear" / "screen" / "trials")
-        again = reproduce.reproduce(tmp_path, spaces=("linear",), quick=True, echo=said.append)
+        again = reproduce.reproduce(tmp_path, spaces=("linear",), quick=True, echo=said.append)  # as it started
         assert all(o.resumed and not o.interrupted for o in again)
         assert snapshot(tmp_path / "linear" / "screen" / "trials") == before
 

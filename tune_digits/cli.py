@@ -299,9 +299,9 @@ def _summarise(outcome, space_name: str, output: str) -> None:
 
 @main.command()
 @click.option("--quick", is_flag=True,
-              help="Scaled down to a few minutes on 2 CPU cores: a 1-seed screen of the corner of each grid that "
-                   "the committed 3-seed screens found good, then each network's best on 1,000 pairs × 2 seeds × "
-                   "25 epochs.")
+              help="Scaled down to a few minutes on 2 CPU cores: a screen (raced on 2 seeds, or 1 seed with "
+                   "--screen grid) of the corner of each grid that the committed 3-seed screens found good, then "
+                   "each network's best on 1,000 pairs × 2 seeds × 25 epochs.")
 @click.option("--output", help="Where results go (default: outputs/, or outputs/quick/ with --quick).",
               type=click.Path(file_okay=False))
 @click.option("--only", "only", multiple=True, metavar="NETWORK",
@@ -315,9 +315,14 @@ def _summarise(outcome, space_name: str, output: str) -> None:
                    "20-seed finals within ±0.3 points: BENCHMARKS.md §7). auto: bf16 for LeNet, ResNet and AlexNet "
                    "where the CPU or a GPU does bf16 natively, else fp32; a network whose screen already started "
                    "keeps its precision.")
+@click.option("--screen", type=click.Choice(["race", "grid"]), default=None,
+              help="race (default): every combination gets 2 seeds, then each round's test (Friedman, Conover vs "
+                   "the best) drops the significantly worse and the survivors get one seed more, up to 3; chosen "
+                   "on a validation split. grid: every combination the paper's 3 seeds, ranked on the test set as "
+                   "the paper did. A screen that already started keeps its kind.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output.")
 @cluster_options
-def reproduce(quick, output, only, fmt, data_dir, precision, verbose, cluster):
+def reproduce(quick, output, only, fmt, data_dir, precision, screen, verbose, cluster):
     """Run the paper's protocol for each of its networks: screen → best → final → report.
 
     Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
@@ -337,7 +342,7 @@ def reproduce(quick, output, only, fmt, data_dir, precision, verbose, cluster):
     if unknown:
         raise UserError(f"--only {unknown[0]}: not one of the paper's networks ({', '.join(networks)})")
     output = output or ("outputs/quick" if quick else "outputs")
-    outcomes = run(output, spaces=list(only) or networks, quick=quick, resources=cluster.resources,
+    outcomes = run(output, spaces=list(only) or networks, quick=quick, resources=cluster.resources, screen=screen,
                    options=cluster.run_options(checkpoint_every=CHECKPOINT_EVERY), fmt=fmt, precision=precision,
                    launch=cluster.launch(data_dir=data_dir, verbose=verbose, command=command_line(),
                                          echo=lambda line: click.echo(line, err=True)))
