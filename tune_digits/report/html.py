@@ -1,5 +1,5 @@
-"""The report as one self-contained HTML page: every table, Figure 1 and each network's option effects, with CSS
-and images inline (PNG data URIs), so the file opens anywhere, offline, and can be mailed as it is."""
+"""The report as one self-contained HTML page: every table, Figure 1, each network's option effects and each race's
+rounds, with CSS and images inline (PNG data URIs), so the file opens anywhere, offline, and can be mailed as it is."""
 from __future__ import annotations
 
 import html
@@ -10,6 +10,7 @@ from .. import paper
 from .analysis import Analysis
 from .figure import FigureTarget, draw_figure, figure_curves, figure_title
 from .plots import data_uri, draw_effects, effects
+from .race_rounds import draw_race, race_rounds, race_title
 from .table import Table
 
 PAGE = "report.html"
@@ -76,4 +77,16 @@ def _figures(analyses: Sequence[Analysis], target: FigureTarget | None) -> list[
     for a in screens:
         fig = draw_effects(effects(a), f"{a.exp.label}: each option at the best configuration's other values")
         out.append(f"<img alt='Effects {html.escape(a.exp.label)}' src='{data_uri(fig)}'>")
+    return out + _races(analyses)
+
+
+def _races(analyses: Sequence[Analysis]) -> list[str]:
+    """Each raced screen's rounds as a picture: who was compared and dropped, and the winner's path."""
+    raced = [(a, rounds) for a in analyses if (rounds := race_rounds(a)) is not None and not rounds.empty]
+    out = ["<h2 id='races'>The races</h2><p class='rule'>Left: the configurations each round's test compared, "
+           "those it dropped in red. Right: each one's mean over the round's seeds, the dropped ones as red ×, "
+           "and the path of the configuration the race chose.</p>"] if raced else []
+    for a, rounds in raced:
+        fig = draw_race(rounds, race_title(a), a.exp.meta.get("metric", "val_error"))
+        out.append(f"<img alt='Race {html.escape(a.exp.label)}' src='{data_uri(fig)}'>")
     return out

@@ -199,6 +199,19 @@ class Race:
         common = min(self._complete(c) for c in alive)
         return min(alive, key=lambda c: (self._mean(c, common), c))
 
+    def summary(self, configs: list[dict], settings: dict) -> dict:
+        """search.json's `race` (report/race_rounds.py reads it): `settings`, the rounds so far, the
+        eliminations and, once finished, the winner; `configs[i]`: configuration i's grid values."""
+        alive = self.alive
+        winner = self.winner() if self.finished else None
+        return {
+            **settings, "max_seeds": self.max_seeds, "configurations": self.configs, "round": self.level,
+            "runs_handed_out": self.runs, "worst_case_runs": self.configs * self.max_seeds,
+            "alive": len(alive), "finished": winner is not None,
+            "survivor_seeds_to_come": sum(self.max_seeds - self.handed.get(c, 0) for c in alive),
+            "winner": winner, "winner_config": None if winner is None else configs[winner],
+            "eliminations": [{**e.as_dict(), "values": configs[e.config]} for e in self.eliminations]}
+
     def _spent(self) -> bool:
         return self.budget is not None and self.runs >= self.budget
 

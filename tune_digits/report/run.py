@@ -13,6 +13,7 @@ from .analysis import analyse
 from .html import PAGE, write_html
 from .figure import FIGURE_FORMATS, FigureTarget, figure_target, write_figure
 from .load import REPORT_DIR, ReportError, load_experiment, load_results
+from .race_rounds import write_race_figures
 from .ranking import ranking_table
 from .render import EXTENSIONS, FORMATS, WIDTH, View, plain, render, render_all
 from .table import Table
@@ -56,6 +57,8 @@ def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt
     target = figure_target(analyses, figure if wanted else None, space) if draw else None
     report_dir = Path(output_dir) / REPORT_DIR
     written = _write(report_dir, tables, fmt, target, figure_formats)
+    if draw and not compare:
+        written += _figures_of_races(analyses, report_dir, figure_formats)
     if compare:  # one table asked for: the whole report's page stays as the last report wrote it
         out.write(render_all(tables, fmt, found, written, view))
         return written
@@ -65,6 +68,13 @@ def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt
         raise ReportError(f"{report_dir}: cannot write the report ({e.strerror or e})") from None
     out.write(render_all(tables, fmt, found, written, view, html=page))
     return [*written, page]
+
+
+def _figures_of_races(analyses, report_dir: Path, figure_formats: Sequence[str]) -> list[Path]:
+    try:
+        return write_race_figures(analyses, report_dir, list(dict.fromkeys(figure_formats)) or ["png"])
+    except OSError as e:
+        raise ReportError(f"{report_dir}: cannot write the report ({e.strerror or e})") from None
 
 
 def _report_remote(uri: str, out: IO[str], **options) -> list[Path]:

@@ -9,6 +9,7 @@ from .ablation import PaperAblation, ablation_table, compare_table
 from .analysis import Analysis
 from .findings import findings_table
 from .origin import origin_table
+from .race_rounds import race_table
 from .ranking import best_table, ranking_table
 from .honest import honest_tables
 from .setups import setups_table
@@ -63,6 +64,12 @@ def honest_best(analyses: Sequence[Analysis]) -> list[Table] | None:
 def rankings(analyses: Sequence[Analysis]) -> list[Table]:
     """Table I: one per screen, or per experiment with more than one configuration."""
     return [ranking_table(a) for a in analyses if a.exp.stage == "screen" or len(a.configs) > 1]
+
+
+@register_table("race_rounds")
+def races(analyses: Sequence[Analysis]) -> list[Table]:
+    """After Table I: each raced screen's rounds (who was compared, who was dropped, where the winner stood)."""
+    return [t for t in map(race_table, analyses) if t is not None]
 
 
 @register_table("provenance")

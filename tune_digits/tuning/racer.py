@@ -122,12 +122,4 @@ class RaceSearcher(Searcher):
             meta = session_for(self.key).meta
         except RuntimeError:  # no live search (a unit test driving the searcher)
             return
-        race, alive = self.race, self.race.alive
-        winner = race.winner() if race.finished else None
-        meta["race"] = {
-            **self.settings, "max_seeds": race.max_seeds, "configurations": race.configs, "round": race.level,
-            "runs_handed_out": race.runs, "worst_case_runs": race.configs * race.max_seeds,
-            "alive": len(alive), "finished": winner is not None,
-            "survivor_seeds_to_come": sum(race.max_seeds - race.handed.get(c, 0) for c in alive),
-            "winner": winner, "winner_config": None if winner is None else self.configs[winner],
-            "eliminations": [{**e.as_dict(), "values": self.configs[e.config]} for e in race.eliminations]}
+        meta["race"] = self.race.summary(self.configs, self.settings)

@@ -1,0 +1,92 @@
+"""A raced screen in the report (report/race_rounds.py): its rounds as a table, a figure and a section of the
+HTML page, read from rows and search.json's `race` as a raced search writes them. A synthetic race, driven by
+the race's own decision code on known values: no training, no Ray."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from report_fixtures import run_cli, write_experiment
+from tune_digits import results
+from tune_digits.report.analysis import analyse
+from tune_digits.report.load import load_experiment
+from tune_digits.report.race_rounds import race_rounds, race_table
+from tune_digits.report.racing import Race
+
+# 8 configurations (lr), 5 seeds: two near the best, six far behind; seed s is harder for all by 0.5 s.
+LRS = [0.1, 0.09, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002]
+MEANS = np.array([10.0, 10.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0])
+NOISE = np.random.default_rng(7).normal(scale=0.4, size=(8, 5))
+VALUES = MEANS[:, None] + NOISE + 0.5 * np.arange(5)[None, :]
+
+
+def raced_experiment(root):
+    """The experiment folder a race over VALUES leaves: the runs it handed out, its search.json `race`."""
+    race = Race(configs=8, max_seeds=5, first=2)
+    while (run := race.next_run()) is not None:
+        race.record(*run, float(VALUES[run]))
+    val = lambda config: lambda seed, epoch: float(VALUES[config, seed])  # noqa: E731
+    path = write_experiment(root, "linear", "screen", [({"lr": lr}, lambda s, e: {"test_error": 5.0})
+                                                       for lr in LRS], ["lr"], seeds=tuple(range(5)), epochs=2)
+    meta = results.read_meta(path / results.SEARCH_JSON)
+    for i in range(8):
+        for seed in range(5):
+            trial = path / results.TRIALS_DIR / f"t{i:02d}_{seed}.csv"
+            if seed >= race.handed.get(i, 0):  # never handed out: no rows
+                trial.unlink()
+                del meta["trials"][f"t{i:02d}_{seed}"]
+                continue
+            rows = list(results.read_rows(trial, default_trial=trial.stem))
+            for row in rows:
+                row["val_error"] = str(val(i)(seed, int(row["epoch"])))
+            results.write_csv(trial, rows[0], rows)
+    meta.update(search="race", metric="val_error", race=race.summary([{"lr": lr} for lr in LRS],
+                                                                       {"first": 2, "alpha": 0.05, "budget": None}))
+    results.write_meta(path, meta)
+    return path, race
+
+
+def test_the_rounds_say_what_the_race_decided(tmp_path):
+    path, race = raced_experiment(tmp_path)
+    assert race.eliminations and set(race.alive) == {0, 1}  # the far-behind six dropped, the two leaders kept
+    a = analyse(load_experiment(path, "linear"))
+    rounds = race_rounds(a)
+    assert rounds.groupby("round")["dropped"].sum().sum() == len(race.eliminations)
+    for e in race.eliminations:  # each configuration is compared up to the round that dropped it, no further
+        mine = rounds[rounds["config"] == f"lr={LRS[e.config]}"]
+        assert mine["round"].max() == e.round and mine["dropped"].tolist()[-1]
+        assert mine.loc[mine["round"] == e.round, "mean"].iloc[0] == pytest.approx(e.mean)
+    table = race_table(a).data.set_index("round")
+    assert table.loc[5, "tested"] == table.loc[5, "alive"] == 2 and table["winner_rank"].iloc[-1] == 1
+    assert table.loc[2, "tested"] == 8 and (table["tested"] - table["dropped"]).tolist()[:-1] \
+        == table["tested"].tolist()[1:]  # who goes on is who is compared next
+    assert table["best_mean"].tolist() == pytest.approx([VALUES[:2, :r].mean(axis=1).min() for r in table.index])
+
+
+def test_a_raced_screen_has_its_rounds_in_every_form_and_its_figure(tmp_path):
+    raced_experiment(tmp_path)
+    result = run_cli("report", "--output", str(tmp_path), "--all")
+    assert result.exit_code == 0, result.output
+    assert "The race — linear/screen" in result.output and "winner: lr=0.1" in result.output
+    report = tmp_path / "report"
+    rows = pd.read_csv(report / "race_linear_screen.csv")
+    assert rows["round"].tolist() == [2, 3, 4, 5][:len(rows)] and rows["best"].iloc[-1] == "lr=0.1"
+    assert (report / "race_linear_screen.png").stat().st_size > 10_000
+    drawn = pd.read_csv(report / "race_linear_screen_rounds.csv")
+    assert len(drawn) == len(race_rounds(analyse(load_experiment(tmp_path / "linear" / "screen", "linear"))))
+    page = (report / "report.html").read_text()
+    assert "<h2 id='races'>The races</h2>" in page and "alt='Race linear/screen'" in page
+    assert "race_linear_screen" in page  # the rounds' table too
+    meta = json.loads((tmp_path / "linear" / "screen" / "search.json").read_text())
+    assert f"{meta['race']['runs_handed_out']} runs of the 40" in result.output
+
+
+def test_a_grid_screen_has_no_race_section(tmp_path):
+    write_experiment(tmp_path, "linear", "screen", [({"lr": lr}, lambda s, e: {"test_error": 5.0 + s})
+                                                    for lr in LRS[:2]], ["lr"])
+    assert run_cli("report", "--output", str(tmp_path)).exit_code == 0
+    assert not list((tmp_path / "report").glob("race_*")) and "id='races'" not in \
+        (tmp_path / "report" / "report.html").read_text()
