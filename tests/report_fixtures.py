@@ -8,10 +8,12 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 from scipy import stats
 
 from tune_digits import results
+from tune_digits.report.racing import Race
 
 EPOCH_SHAPE = {1: 2.0, 2: 0.0, 3: 1.0}  # offset of test_error per epoch: epoch 2 is the best, 3 the final
 
@@ -55,6 +57,40 @@ def write_experiment(root: Path, space: str, name: str, configs: list[tuple[dict
         axes=axes, fixed=fixed, seeds=list(seeds), num_trials=len(trials), trials=trials,
         started="2026-11-26T21:00:00Z", finished="2026-11-26T21:10:00Z"))
     return path
+
+
+# A raced screen (report/race_rounds.py): 8 configurations (lr), 5 seeds: two near the best, six far behind;
+# seed s is harder for all by 0.5 points.
+RACED_LRS = [0.1, 0.09, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002]
+RACED_MEANS = np.array([10.0, 10.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0])
+RACED_NOISE = np.random.default_rng(7).normal(scale=0.4, size=(8, 5))
+RACED_VALUES = RACED_MEANS[:, None] + RACED_NOISE + 0.5 * np.arange(5)[None, :]
+
+
+def raced_experiment(root: Path, name: str = "screen"):
+    """The experiment folder a race over RACED_VALUES leaves: the runs it handed out, its search.json `race`."""
+    race = Race(configs=8, max_seeds=5, first=2)
+    while (run := race.next_run()) is not None:
+        race.record(*run, float(RACED_VALUES[run]))
+    val = lambda config: lambda seed, epoch: float(RACED_VALUES[config, seed])  # noqa: E731
+    path = write_experiment(root, "linear", name, [({"lr": lr}, lambda s, e: {"test_error": 5.0}) for lr in RACED_LRS],
+                            ["lr"], seeds=tuple(range(5)), epochs=2, stage="screen")
+    meta = results.read_meta(path / results.SEARCH_JSON)
+    for i in range(8):
+        for seed in range(5):
+            trial = path / results.TRIALS_DIR / f"t{i:02d}_{seed}.csv"
+            if seed >= race.handed.get(i, 0):  # never handed out: no rows
+                trial.unlink()
+                del meta["trials"][f"t{i:02d}_{seed}"]
+                continue
+            rows = list(results.read_rows(trial, default_trial=trial.stem))
+            for row in rows:
+                row["val_error"] = str(val(i)(seed, int(row["epoch"])))
+            results.write_csv(trial, rows[0], rows)
+    meta.update(search="race", metric="val_error", race=race.summary([{"lr": lr} for lr in RACED_LRS],
+                                                                       {"first": 2, "alpha": 0.05, "budget": None}))
+    results.write_meta(path, meta)
+    return path, race
 
 
 def to_version1(path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from browser import CHROMIUM, Browser
-from report_fixtures import RESNET, metrics, write_experiment
+from report_fixtures import RESNET, metrics, raced_experiment, write_experiment
 
 from tune_digits.report import run_report
 
@@ -23,7 +23,8 @@ MEASURE = """JSON.stringify({
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
-    """The report of a small synthetic study with every table: Tables I–IV, the setups table, Figure 1."""
+    """The report of a small synthetic study with every table: Tables I–IV, the setups table, a raced screen's
+    rounds, Figure 1."""
     root = tmp_path_factory.mktemp("html") / "outputs"
     write_experiment(root, "resnet", "screen", RESNET, ["batch_norm", "channels"])
     write_experiment(root, "linear", "screen", [({"dropout": d}, metrics(4.0 + d, 0.5)) for d in (False, True)],
@@ -31,6 +32,7 @@ def page(tmp_path_factory) -> Path:
     write_experiment(root, "lenet", "screen", [({"aux_loss": a}, metrics(2.5 + a, 0.5)) for a in (True, False)],
                      ["aux_loss"])
     write_experiment(root, "authors_resnet", "final", [({}, metrics(2.0, 0.5))], [])
+    raced_experiment(root, "raced")
     out = io.StringIO()
     run_report(root, out=out)
     path = root / "report" / "report.html"
@@ -57,10 +59,11 @@ def test_page_renders_in_headless_chromium_offline(page: Path, tmp_path: Path) -
     assert errors == []
     titles = " | ".join(m["headings"])
     for part in ("Findings", "Table II", "Table III", "Table IV", "Setups side by side", "Table I — resnet/screen",
-                 "Figure 1", "Each option's effect"):
+                 "The race — linear/raced", "Figure 1", "Each option's effect", "The races"):
         assert part in titles, (part, titles)
     assert len(m["tables"]) >= 7 and all(w > 0 and rows > 1 for w, rows in m["tables"])
-    # Figure 1 and one effects plot per network screened (resnet, linear, lenet), each decoded and laid out.
-    assert len(m["images"]) == 4 and all(done and nat > 0 and w > 0 and h > 0 for done, nat, w, h in m["images"])
+    # Figure 1, one effects plot per screen (resnet, linear, lenet, the raced linear one) and the race's rounds,
+    # each decoded and laid out.
+    assert len(m["images"]) == 6 and all(done and nat > 0 and w > 0 and h > 0 for done, nat, w, h in m["images"])
     assert m["innerWidth"] == 1280 and m["scrollWidth"] <= m["innerWidth"], "no sideways scrolling at 1280 px"
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"

@@ -5,49 +5,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from report_fixtures import run_cli, write_experiment
-from tune_digits import results
+from report_fixtures import RACED_LRS as LRS, RACED_VALUES as VALUES, raced_experiment, run_cli, write_experiment
 from tune_digits.report.analysis import analyse
 from tune_digits.report.load import load_experiment
 from tune_digits.report.race_rounds import race_rounds, race_table
-from tune_digits.report.racing import Race
-
-# 8 configurations (lr), 5 seeds: two near the best, six far behind; seed s is harder for all by 0.5 s.
-LRS = [0.1, 0.09, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002]
-MEANS = np.array([10.0, 10.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0])
-NOISE = np.random.default_rng(7).normal(scale=0.4, size=(8, 5))
-VALUES = MEANS[:, None] + NOISE + 0.5 * np.arange(5)[None, :]
-
-
-def raced_experiment(root):
-    """The experiment folder a race over VALUES leaves: the runs it handed out, its search.json `race`."""
-    race = Race(configs=8, max_seeds=5, first=2)
-    while (run := race.next_run()) is not None:
-        race.record(*run, float(VALUES[run]))
-    val = lambda config: lambda seed, epoch: float(VALUES[config, seed])  # noqa: E731
-    path = write_experiment(root, "linear", "screen", [({"lr": lr}, lambda s, e: {"test_error": 5.0})
-                                                       for lr in LRS], ["lr"], seeds=tuple(range(5)), epochs=2)
-    meta = results.read_meta(path / results.SEARCH_JSON)
-    for i in range(8):
-        for seed in range(5):
-            trial = path / results.TRIALS_DIR / f"t{i:02d}_{seed}.csv"
-            if seed >= race.handed.get(i, 0):  # never handed out: no rows
-                trial.unlink()
-                del meta["trials"][f"t{i:02d}_{seed}"]
-                continue
-            rows = list(results.read_rows(trial, default_trial=trial.stem))
-            for row in rows:
-                row["val_error"] = str(val(i)(seed, int(row["epoch"])))
-            results.write_csv(trial, rows[0], rows)
-    meta.update(search="race", metric="val_error", race=race.summary([{"lr": lr} for lr in LRS],
-                                                                       {"first": 2, "alpha": 0.05, "budget": None}))
-    results.write_meta(path, meta)
-    return path, race
-
 
 def test_the_rounds_say_what_the_race_decided(tmp_path):
     path, race = raced_experiment(tmp_path)
