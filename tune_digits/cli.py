@@ -325,7 +325,8 @@ def _summarise(outcome, space_name: str, output: str) -> None:
 def reproduce(quick, output, only, fmt, data_dir, precision, screen, verbose, cluster):
     """Run the paper's protocol for each of its networks: screen → best → final → report.
 
-    Full size: every combination on 350 pairs, then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
+    Full size: every combination on 350 pairs, raced (2 seeds each, a third for those not significantly worse
+    than the best; --screen grid: 3 seeds each), then each network's best on 1,000 pairs × 20 seeds × 25 epochs.
     Interrupted? Run the same command again: finished trials are kept.
 
     \b
