@@ -77,7 +77,8 @@ def test_a_raced_search_drops_the_far_behind_resumes_to_the_same_decisions_and_r
     table = ranking_table(analyse(load_experiment(exp, "linear"))).data.set_index("lr")
     for e in race["eliminations"]:
         assert table.loc[fmt_value(e["values"]["lr"]), "race"] == f"out in round {e['round']} (p = {e['p_value']:.2g})"
-    survivors = table[table["race"] == "survivor"]
+    survivors = table[table["race"].isin(["survivor", "winner"])]
     assert len(survivors) == race["alive"] and survivors["n"].eq(SEEDS).all()
+    assert table.loc[fmt_value(race["winner_config"]["lr"]), "race"] == "winner"
     assert best_configuration(exp, "linear") == {"lr": race["winner_config"]["lr"]}
 

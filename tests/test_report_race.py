@@ -12,6 +12,7 @@ from report_fixtures import RACED_LRS as LRS, RACED_VALUES as VALUES, raced_expe
 from tune_digits.report.analysis import analyse
 from tune_digits.report.load import load_experiment
 from tune_digits.report.race_rounds import race_rounds, race_table
+from tune_digits.report.ranking import ranking_table
 
 def test_the_rounds_say_what_the_race_decided(tmp_path):
     path, race = raced_experiment(tmp_path)
@@ -23,6 +24,8 @@ def test_the_rounds_say_what_the_race_decided(tmp_path):
         mine = rounds[rounds["config"] == f"lr={LRS[e.config]}"]
         assert mine["round"].max() == e.round and mine["dropped"].tolist()[-1]
         assert mine.loc[mine["round"] == e.round, "mean"].iloc[0] == pytest.approx(e.mean)
+    outcomes = ranking_table(a).data.set_index("config")["race"]
+    assert outcomes[f"lr={LRS[race.winner()]}"] == "winner" and (outcomes == "survivor").sum() == len(race.alive) - 1
     table = race_table(a).data.set_index("round")
     assert table.loc[5, "tested"] == table.loc[5, "alive"] == 2 and table["winner_rank"].iloc[-1] == 1
     assert table.loc[2, "tested"] == 8 and (table["tested"] - table["dropped"]).tolist()[:-1] \

@@ -61,7 +61,9 @@ def ranking_table(a: Analysis) -> Table:
     if race:
         rule += (f" Raced (--search race, {race['first']} seeds first, alpha {race['alpha']}): a "
                  "configuration out in round r has r seeds, dropped by Friedman's test and Conover's against the "
-                 "round's best (Holm); survivors ran to every seed, and the final stage takes the race's winner.")
+                 "round's best (Holm); survivors ran to every seed, and the final stage takes the race's winner: the "
+                 f"survivor of lowest mean {exp.meta.get('metric', 'val_error')} at the final epoch, which the race "
+                 "tests, where this table ranks each repetition at its best epoch.")
     ties = int(data["tied_with_best"].sum())
     conditions = (f"{len(data)} configurations ranked by {a.rank_by} ({ties} tied with the best), "
                   f"{protocol(data)}")
@@ -73,10 +75,14 @@ def ranking_table(a: Analysis) -> Table:
 
 
 def race_outcomes(race: dict, axes: Sequence[str]) -> dict[str, str]:
-    """A raced screen's eliminated configurations (by Table I's label) → "out in round r (p = …)"; the others
-    survived (search.json's `race`, tune_digits/tuning/racer.py)."""
-    return {config_label({ax: fmt_value(e["values"].get(ax)) for ax in axes}, axes):
-            f"out in round {e['round']} (p = {e['p_value']:.2g})" for e in race.get("eliminations", [])}
+    """A raced screen's eliminated configurations (by Table I's label) → "out in round r (p = …)", and its
+    winner → "winner"; the others survived (search.json's `race`, tune_digits/tuning/racer.py)."""
+    label = lambda values: config_label({ax: fmt_value(values.get(ax)) for ax in axes}, axes)  # noqa: E731
+    outcomes = {label(e["values"]): f"out in round {e['round']} (p = {e['p_value']:.2g})"
+                for e in race.get("eliminations", [])}
+    if race.get("winner_config"):
+        outcomes[label(race["winner_config"])] = "winner"
+    return outcomes
 
 
 def _ranking_display(a: Analysis, data: pd.DataFrame) -> list[Column]:
