@@ -336,9 +336,10 @@ def _outcome(plan: SearchPlan, meta: dict, failed: int, resumed: bool, notes: li
     if race is not None:  # a race ends when its test says so: its trials are those it handed out
         total, interrupted = len(meta["trials"]), not race["finished"]
         if race["finished"]:
+            values = ", ".join(f"{k}={v}" for k, v in race["winner_config"].items())
             echo(f"race: {race['alive']} of {race['configurations']} configuration(s) survived, "
-                 f"{race['runs_handed_out']} of {race['worst_case_runs']} runs; winner: configuration "
-                 f"{race['winner']} ({', '.join(f'{k}={v}' for k, v in race['winner_config'].items())})")
+                 f"{race['runs_handed_out']} of {race['worst_case_runs']} runs; winner: "
+                 + (f"configuration {race['winner']} ({values})" if values else "the one configuration"))
     else:
         total = plan.num_trials
         interrupted = finished + failed < total
