@@ -2,6 +2,7 @@
 its hand-out order, and committed screens replayed through it without training."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -170,3 +171,25 @@ def test_a_first_round_goes_out_grouped_and_later_seeds_one_by_one() -> None:
     assert Race(configs=2, max_seeds=4, first=4).next_runs(group=3) == (0, [0, 1, 2])  # at most `group`
     budgeted = Race(configs=2, max_seeds=3, first=2, budget=3)
     assert [budgeted.next_runs(group=2) for _ in range(3)] == [(0, [0, 1]), (1, [0]), None]  # within the budget
+
+
+@pytest.mark.parametrize("net", ["linear", "lenet", "resnet"])
+def test_the_committed_raced_screens_decisions_are_the_races_on_their_rows(net: str) -> None:
+    """reference/reproduce-race was raced by `tune-digits reproduce`: its rows, fed to the race's decision code
+    today, give the eliminations and the winner its search.json recorded."""
+    folder = ROOT / "reference" / "reproduce-race" / net / "screen"
+    meta = read_meta(folder / SEARCH_JSON)
+    rows = pd.read_csv(folder / EPOCHS_CSV)
+    last = rows[rows["epoch"] == rows["epoch"].max()]
+    axes, seeds, recorded = meta["axes"], meta["seeds"], meta["race"]
+    configs = [dict(zip(axes, values)) for values in itertools.product(*(meta["grid"][a] for a in axes))]
+    index = {tuple(str(c[a]) for a in axes): i for i, c in enumerate(configs)}
+    table = {(index[tuple(str(v) for v in r[axes])], seeds.index(int(r["seed"]))): float(r[meta["metric"]])
+             for _, r in last.iterrows()}
+    race = Race(len(configs), len(seeds), first=recorded["first"], alpha=recorded["alpha"], budget=recorded["budget"])
+    while (run := race.next_run()) is not None:
+        race.record(*run, table[run])
+    assert race.summary(configs, {k: recorded[k] for k in ("first", "alpha", "budget")})["eliminations"] \
+        == recorded["eliminations"]
+    assert race.winner() == recorded["winner"] and len(race.alive) == recorded["alive"]
+    assert race.runs <= recorded["runs_handed_out"] == len(last)  # the search's extra runs: seeds handed out ahead
