@@ -193,3 +193,17 @@ def test_an_exploit_continues_from_the_handed_state_even_when_the_trials_own_is_
     assert _newest(None, donor, "a", "t1") == (donor, True) and _newest(own, None, "a", "t1") == (own, False)
     old = {"state": {"epoch": 1}, "run": "a", "reports": []}  # saved before checkpoints named their trial
     assert _newest(own, old, "a", "t1") == (own, False)
+
+
+def test_a_single_configuration_is_not_raced_it_runs_every_seed(tmp_path):
+    """A space whose search: block races still runs its final stage's 20 seeds: one configuration has nothing
+    to race (a race would stop after its first seeds)."""
+    path = tmp_path / "raced.yaml"
+    path.write_text("network: linear\ngrid: {nodes: [16, 32]}\nbest: {nodes: 32}\n"
+                    "stages: {screen: {pairs: 20, seeds: 3}, final: {pairs: 40, seeds: 20}}\n"
+                    "search: {method: race, race: {first: 2}}\n")
+    space = load_space(str(path))
+    assert plan_search(space, stage="screen", output=tmp_path).algorithm.search == "race"
+    final = plan_search(space, stage="final", output=tmp_path)
+    assert (final.algorithm.search, final.num_runs, final.num_trials) == ("grid", 20, 20)
+    assert any("nothing to race" in note for note in final.notes) and "race:" not in describe_plan(final)

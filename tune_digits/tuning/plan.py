@@ -201,6 +201,10 @@ def plan_search(space: Space, *, stage: str | None = None, name: str | None = No
         if train_eval and train_eval != "every":
             fixed["train_eval"] = train_eval
     algorithm = resolve_algorithm(algorithm, space)
+    if searcher(algorithm.search).races and math.prod(len(v) for v in grid.values() if isinstance(v, list)) == 1:
+        # A final stage (or a one-configuration grid) under a space whose search: block races: nothing to race.
+        algorithm = replace(algorithm, search="grid", settings={})
+        notes.append("one configuration: nothing to race, every seed runs (--search grid)")
     metric, metric_notes, warnings = choose_metric(algorithm, fixed, grid)
     notes += _algorithm_notes(algorithm, grid) + metric_notes
     options, grouping_note = _grouping(options, algorithm, n_seeds)
