@@ -22,6 +22,7 @@ STUDIES = (
     (f"{paper.AUTHORS_PREFIX}resnet", "authors' setup", "their settings"),
     ("best", "best study", "config on val"),
     (STUDY, "levers study", "config on val"),
+    ("regularisers", "regularisers study", "config on val"),
 )
 PAPER_RULE = "test-selected epoch (optimistic)"
 

@@ -70,7 +70,7 @@ def ranking_table(a: Analysis) -> Table:
     stage = "" if exp.stage == exp.name else f" ({exp.stage})"
     return Table(f"table1_{exp.space}_{exp.name}", f"Table I — {exp.label}{stage}",
                  rule, data.reset_index(drop=True), _ranking_display(a, data), experiment_notes(a),
-                 optional=("95% CI", "train error", "test digit error", "test-selected cmp", "p Holm", "n"),
+                 optional=("95% CI", "train error", "test digit error", "test-selected cmp", "p Holm", "n", "status"),
                  ranked=True, conditions=conditions, short_notes=status_notes(a))
 
 
