@@ -58,20 +58,23 @@ def ranking_table(a: Analysis) -> Table:
             "choose among). Errors in %, mean ± sample std; Δ, 95% CI (Welch) and p Holm: each configuration's test "
             "comparison error against the best's. 'test-selected': each repetition's epoch chosen on the test set "
             "(the paper's rule, optimistic).")
-    if race:
-        rule += (f" Raced (--search race, {race['first']} seeds first, alpha {race['alpha']}): a "
-                 "configuration out in round r has r seeds, dropped by Friedman's test and Conover's against the "
-                 "round's best (Holm); survivors ran to every seed, and the final stage takes the race's winner: the "
-                 f"survivor of lowest mean {exp.meta.get('metric', 'val_error')} at the final epoch, which the race "
-                 "tests, where this table ranks each repetition at its best epoch.")
+    notes, shown = experiment_notes(a), a.configs
     ties = int(data["tied_with_best"].sum())
     conditions = (f"{len(data)} configurations ranked by {a.rank_by} ({ties} tied with the best), "
                   f"{protocol(data)}")
+    if race:  # said under this table only: the rule above is shared with the grid screens' tables
+        conditions += f"; raced ({race['first']} seeds first, alpha {race['alpha']}: see the race column)"
+        notes = [f"Raced (--search race): a configuration out in round r has r seeds, dropped by Friedman's test and "
+                 "Conover's against the round's best (Holm); survivors ran to every seed, and the final stage takes "
+                 f"the race's winner: the survivor of lowest mean {exp.meta.get('metric', 'val_error')} at the final "
+                 "epoch, which the race tests, where this table ranks each repetition at its best epoch.", *notes]
+        shown = a.configs[~data.set_index("config")["race"].reindex(a.configs["config"]).fillna("")
+                          .str.startswith("out").to_numpy()]  # a configuration the race dropped is not incomplete
     stage = "" if exp.stage == exp.name else f" ({exp.stage})"
     return Table(f"table1_{exp.space}_{exp.name}", f"Table I — {exp.label}{stage}",
-                 rule, data.reset_index(drop=True), _ranking_display(a, data), experiment_notes(a),
+                 rule, data.reset_index(drop=True), _ranking_display(a, data), notes,
                  optional=("95% CI", "train error", "test digit error", "test-selected cmp", "p Holm", "n", "status"),
-                 ranked=True, conditions=conditions, short_notes=status_notes(a))
+                 ranked=True, conditions=conditions, short_notes=status_notes(a, shown))
 
 
 def race_outcomes(race: dict, axes: Sequence[str]) -> dict[str, str]:
