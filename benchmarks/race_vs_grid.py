@@ -17,7 +17,7 @@ from scipy import stats
 from screen_usage import usage
 from tune_digits import paper
 from tune_digits.report.analysis import analyse
-from tune_digits.report.load import config_label, fmt_value, load_experiment
+from tune_digits.report.load import load_experiment, values_label
 
 TOP = 5
 
@@ -28,7 +28,7 @@ def chosen(folder: Path, net: str) -> str:
     axes = meta["axes"]
     winner = (meta.get("race") or {}).get("winner_config")
     if winner:
-        return config_label({ax: fmt_value(winner[ax]) for ax in axes}, axes)
+        return values_label(winner, axes)
     return analyse(load_experiment(folder, net)).best
 
 
@@ -37,8 +37,7 @@ def compare(net: str, race_root: Path, grid_root: Path, slots: int) -> dict:
     r, g = usage(raced, slots), usage(grid, slots)
     ranking = analyse(load_experiment(grid, net)).configs["config"].tolist()
     race_meta = json.loads((raced / "search.json").read_text())
-    dropped = {config_label({ax: fmt_value(e["values"][ax]) for ax in race_meta["axes"]}, race_meta["axes"])
-               for e in race_meta["race"]["eliminations"]}
+    dropped = {values_label(e["values"], race_meta["axes"]) for e in race_meta["race"]["eliminations"]}
     pick = chosen(raced, net)
     finals = [analyse(load_experiment(root / net / "final", net)) for root in (race_root, grid_root)]
     errors = [f.values(f.best, "honest") for f in finals]

@@ -198,6 +198,11 @@ def config_label(values: dict[str, str], axes: Sequence[str]) -> str:
     return ", ".join(f"{a}={values[a]}" for a in axes) if axes else "(single configuration)"
 
 
+def values_label(values: dict[str, Any], axes: Sequence[str]) -> str:
+    """`config_label` of values as search.json holds them (a race's winner and eliminations: typed, not strings)."""
+    return config_label({ax: fmt_value(values.get(ax)) for ax in axes}, axes)
+
+
 def fmt_value(v: Any) -> str:
     """A config value as one canonical string, so 128, 128.0 and "128" name the same configuration."""
     if isinstance(v, (list, dict)):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Sequence
 import pandas as pd
 
 from .analysis import Analysis
-from .load import config_label, fmt_value
+from .load import values_label
 from .table import Table, num
 
 if TYPE_CHECKING:
@@ -29,18 +29,19 @@ def race_rounds(a: Analysis) -> pd.DataFrame | None:
     if not race or exp.rows.empty:
         return None
     metric = exp.meta.get("metric", "val_error")
-    label = lambda values: config_label({ax: fmt_value(values.get(ax)) for ax in exp.axes}, exp.axes)  # noqa: E731
-    dropped = {label(e["values"]): e["round"] for e in race.get("eliminations", [])}
-    winner = label(race["winner_config"]) if race.get("winner_config") else None
+    dropped = {values_label(e["values"], exp.axes): e["round"] for e in race.get("eliminations", [])}
+    winner = values_label(race["winner_config"], exp.axes) if race.get("winner_config") else None
     last = exp.rows[exp.rows["epoch"] == exp.rows["epoch"].max()]
     table = last.pivot_table(index="config", columns="seed", values=metric, aggfunc="last")
-    seeds = [s for s in exp.meta.get("seeds", sorted(table.columns))]
+    seeds = list(exp.meta.get("seeds", sorted(table.columns)))
     out = []
     for r in range(int(race["first"]), int(race["round"]) + 1):
         tested = [s for s in seeds[:r] if s in table.columns]
+        if len(tested) < r:
+            break  # no configuration has this round's seeds yet (a budget, a stop)
         for config, values in table[tested].iterrows():
-            if dropped.get(config, math.inf) < r or len(tested) < r or values.isna().any():
-                continue  # out before this round, or this round's seeds are not all in (a budget, a stop)
+            if dropped.get(config, math.inf) < r or values.isna().any():
+                continue  # out before this round, or this round's seeds are not all in
             out.append({"round": r, "config": config, "mean": float(values.mean()), "dropped": dropped.get(config) == r,
                         "winner": config == winner})
     return pd.DataFrame(out, columns=["round", "config", "mean", "dropped", "winner"])

@@ -8,7 +8,7 @@ import pandas as pd
 
 from .. import paper, results
 from .analysis import Analysis, by_space
-from .load import config_label, fmt_value
+from .load import fmt_value, values_label
 from .inference import ALPHA, holm
 from .stats import welch
 from .table import (HONEST_RULES, VIEW_LABELS, Column, Table, experiment_notes, num, pm, protocol, protocols,
@@ -50,8 +50,9 @@ def ranking_table(a: Analysis) -> Table:
     i = TABLE_I_COLUMNS.index("<axes>")
     data = data[[*TABLE_I_COLUMNS[:i], *exp.axes, *TABLE_I_COLUMNS[i + 1:]]]
     race = exp.meta.get("race")
+    outcomes = race_outcomes(race, exp.axes) if race else {}
     if race:
-        data["race"] = data["config"].map(race_outcomes(race, exp.axes)).fillna("survivor")
+        data["race"] = data["config"].map(outcomes).fillna("survivor")
     rule = ("Ranked by mean val_error (at each repetition's epoch of lowest val_error) where a validation split was "
             "held out, else by mean test_error at the final epoch; complete configurations first. * = best; = : "
             f"tied with it (not significantly worse after Holm's correction over the table, α = {ALPHA}: the set to "
@@ -68,8 +69,8 @@ def ranking_table(a: Analysis) -> Table:
                  "Conover's against the round's best (Holm); survivors ran to every seed, and the final stage takes "
                  f"the race's winner: the survivor of lowest mean {exp.meta.get('metric', 'val_error')} at the final "
                  "epoch, which the race tests, where this table ranks each repetition at its best epoch.", *notes]
-        shown = a.configs[~data.set_index("config")["race"].reindex(a.configs["config"]).fillna("")
-                          .str.startswith("out").to_numpy()]  # a configuration the race dropped is not incomplete
+        dropped = [c for c, outcome in outcomes.items() if outcome.startswith("out")]
+        shown = a.configs[~a.configs["config"].isin(dropped)]  # a configuration the race dropped is not incomplete
     stage = "" if exp.stage == exp.name else f" ({exp.stage})"
     return Table(f"table1_{exp.space}_{exp.name}", f"Table I — {exp.label}{stage}",
                  rule, data.reset_index(drop=True), _ranking_display(a, data), notes,
@@ -80,11 +81,10 @@ def ranking_table(a: Analysis) -> Table:
 def race_outcomes(race: dict, axes: Sequence[str]) -> dict[str, str]:
     """A raced screen's eliminated configurations (by Table I's label) → "out in round r (p = …)", and its
     winner → "winner"; the others survived (search.json's `race`, tune_digits/tuning/racer.py)."""
-    label = lambda values: config_label({ax: fmt_value(values.get(ax)) for ax in axes}, axes)  # noqa: E731
-    outcomes = {label(e["values"]): f"out in round {e['round']} (p = {e['p_value']:.2g})"
+    outcomes = {values_label(e["values"], axes): f"out in round {e['round']} (p = {e['p_value']:.2g})"
                 for e in race.get("eliminations", [])}
     if race.get("winner_config"):
-        outcomes[label(race["winner_config"])] = "winner"
+        outcomes[values_label(race["winner_config"], axes)] = "winner"
     return outcomes
 
 

@@ -56,9 +56,7 @@ def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt
     draw = wanted or (figure is None and not compare)
     target = figure_target(analyses, figure if wanted else None, space) if draw else None
     report_dir = Path(output_dir) / REPORT_DIR
-    written = _write(report_dir, tables, fmt, target, figure_formats)
-    if draw and not compare:
-        written += _figures_of_races(analyses, report_dir, figure_formats)
+    written = _write(report_dir, tables, fmt, target, figure_formats, races=analyses if draw and not compare else ())
     if compare:  # one table asked for: the whole report's page stays as the last report wrote it
         out.write(render_all(tables, fmt, found, written, view))
         return written
@@ -68,13 +66,6 @@ def run_report(output_dir: str | Path = "outputs", space: str | None = None, fmt
         raise ReportError(f"{report_dir}: cannot write the report ({e.strerror or e})") from None
     out.write(render_all(tables, fmt, found, written, view, html=page))
     return [*written, page]
-
-
-def _figures_of_races(analyses, report_dir: Path, figure_formats: Sequence[str]) -> list[Path]:
-    try:
-        return write_race_figures(analyses, report_dir, list(dict.fromkeys(figure_formats)) or ["png"])
-    except OSError as e:
-        raise ReportError(f"{report_dir}: cannot write the report ({e.strerror or e})") from None
 
 
 def _report_remote(uri: str, out: IO[str], **options) -> list[Path]:
@@ -93,8 +84,10 @@ def _report_remote(uri: str, out: IO[str], **options) -> list[Path]:
 
 
 def _write(report_dir: Path, tables: Sequence[Table], fmt: str, target: FigureTarget | None,
-           figure_formats: Sequence[str]) -> list[Path]:
-    """Each table as csv (the tidy, stable form) and as `fmt`, then the figure; the paths written."""
+           figure_formats: Sequence[str], races: Sequence = ()) -> list[Path]:
+    """Each table as csv (the tidy, stable form) and as `fmt`, then the figure and the figures of the raced
+    experiments among `races` (analyses); the paths written."""
+    formats = list(dict.fromkeys(figure_formats)) or ["png"]
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
@@ -104,7 +97,8 @@ def _write(report_dir: Path, tables: Sequence[Table], fmt: str, target: FigureTa
                 path.write_text(render(t, f), encoding="utf-8")
                 written.append(path)
         if target is not None:
-            written += write_figure(target, report_dir, list(dict.fromkeys(figure_formats)) or ["png"])
+            written += write_figure(target, report_dir, formats)
+        written += write_race_figures(races, report_dir, formats)
     except OSError as e:
         raise ReportError(f"{report_dir}: cannot write the report ({e.strerror or e})") from None
     return written
