@@ -2,7 +2,6 @@
 its hand-out order, and committed screens replayed through it without training."""
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 import scikit_posthocs
 from scipy import stats
 
-from tune_digits.report.racing import Race, conover_against, friedman, race_round
+from tune_digits.report.racing import Race, configurations, conover_against, friedman, race_round
 from tune_digits.results import EPOCHS_CSV, read_meta, SEARCH_JSON
 
 from helpers import ROOT
@@ -182,7 +181,7 @@ def test_the_committed_raced_screens_decisions_are_the_races_on_their_rows(net: 
     rows = pd.read_csv(folder / EPOCHS_CSV)
     last = rows[rows["epoch"] == rows["epoch"].max()]
     axes, seeds, recorded = meta["axes"], meta["seeds"], meta["race"]
-    configs = [dict(zip(axes, values)) for values in itertools.product(*(meta["grid"][a] for a in axes))]
+    configs = configurations({a: meta["grid"][a] for a in axes})
     index = {tuple(str(c[a]) for a in axes): i for i, c in enumerate(configs)}
     table = {(index[tuple(str(v) for v in r[axes])], seeds.index(int(r["seed"]))): float(r[meta["metric"]])
              for _, r in last.iterrows()}

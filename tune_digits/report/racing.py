@@ -18,6 +18,7 @@ degrees of freedom: 299 for 300 configurations on 2 seeds. W. J. Conover, Practi
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -26,6 +27,13 @@ import numpy as np
 from .inference import holm
 
 TEST = "Friedman, then Conover vs the best (Holm)"
+
+
+def configurations(grid: dict) -> list[dict]:
+    """A raced grid's configurations, indexed as the race indexes them: the lists crossed, the first axis
+    varying slowest."""
+    axes = list(grid)
+    return [dict(zip(axes, values)) for values in itertools.product(*(grid[a] for a in axes))]
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ class AlgorithmSpec:
     needs_axis: tuple[str, ...] = ()  # (schedulers) at least one of these must be a grid axis (what PBT mutates)
     exploits: bool = False  # (schedulers) trials continue from other trials' Tune checkpoints (PBT)
     seeded: bool = False  # (searchers) its draws are seeded by the plan's first seed (search.json: searcher_seed)
-    races: bool = False  # (searchers) it hands out the grid's (configuration, seed) runs itself, one per trial
+    races: bool = False  # (searchers) it hands out the grid's (configuration, seed) runs itself, as its test decides
 
 
 SEARCHERS: Registry[AlgorithmSpec] = Registry("search", SearchError)

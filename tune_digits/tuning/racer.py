@@ -11,21 +11,16 @@ saw start after Tune last saved its state, or every one where that state was los
 """
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from pathlib import Path
 
 from ray.tune.search import Searcher
 
-from ..report.racing import Race
+from ..report.racing import Race, configurations
 from ..results import SEARCH_JSON, TRIALS_DIR, read_meta, read_rows, trial_config
 from .live import session_for
 
-def configurations(grid: dict) -> list[dict]:
-    """The grid's lists crossed, the first axis varying slowest."""
-    axes = list(grid)
-    return [dict(zip(axes, values)) for values in itertools.product(*(grid[a] for a in axes))]
 
 
 class RaceSearcher(Searcher):
