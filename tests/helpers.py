@@ -250,13 +250,13 @@ def rows_in(exp: Path) -> int:
         return 0  # a file being replaced right now
 
 
-def runs(exp: Path) -> dict[tuple, dict]:
-    """epochs.csv by (configuration, seed, epoch), without the columns that say when and where it ran;
-    a key seen twice fails."""
+def runs(exp: Path, axis: str = "nodes") -> dict[tuple, dict]:
+    """epochs.csv by (configuration, seed, epoch), the configuration named by its one grid `axis`, without the
+    columns that say when and where it ran; a key seen twice fails."""
     out = {}
     with (exp / "epochs.csv").open(newline="") as f:
         for row in csv.DictReader(f):
-            key = (row["nodes"], row["seed"], row["epoch"])
+            key = (row[axis], row["seed"], row["epoch"])
             assert key not in out, f"two rows for {key}"
             out[key] = {k: v for k, v in row.items() if k not in ("trial_id", "time_s", "wall_time", "node")}
     return out

@@ -11,31 +11,18 @@ counts in its own round, so the decisions are the same; the rows may hold those 
 beyond the round in which their configuration was dropped."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 
-from helpers import Driver, statuses
+from helpers import Driver, runs, statuses
 
 EPOCHS = 6
 # Two learning rates that train and four that hardly move the initial weights (tests/test_race_search.py):
 # the race drops the four once it has seeds enough, and takes the two to every seed.
 RACE = ["--search", "race", "--race", "first=2", "--reps", "4", "--pairs", "200", "--epochs", str(EPOCHS),
         "--set", "nodes=16", "--set", "lr=[0.02, 0.01, 1.0e-4, 5.0e-5, 2.0e-5, 1.0e-5]"]
-
-
-def runs(exp: Path) -> dict[tuple, dict]:
-    """epochs.csv by (lr, seed, epoch), without the columns that say when and where it ran; a key seen twice
-    fails."""
-    out = {}
-    with (exp / "epochs.csv").open(newline="") as f:
-        for row in csv.DictReader(f):
-            key = (row["lr"], row["seed"], row["epoch"])
-            assert key not in out, f"two rows for {key}"
-            out[key] = {k: v for k, v in row.items() if k not in ("trial_id", "time_s", "wall_time", "node")}
-    return out
 
 
 def finished(exp: Path) -> int:
@@ -45,7 +32,7 @@ def finished(exp: Path) -> int:
         return 0  # search.json not written yet, or being replaced
 
 
-def race_round(exp: Path) -> int:
+def race_level(exp: Path) -> int:
     try:
         return json.loads((exp / "search.json").read_text()).get("race", {}).get("round", 0)
     except (OSError, ValueError):
@@ -63,7 +50,7 @@ def test_a_raced_search_killed_twice_and_rebuilt_from_its_rows_ends_as_the_unint
     first.kill()
     # 2. Killed again after round 2's test, in round 3 (the seeds after the first round go to survivors).
     second = Driver(tmp_path, "k", "run2", args=RACE)
-    second.wait_for("a run of round 3", lambda: race_round(second.exp) >= 3 and finished(second.exp) >= 14)
+    second.wait_for("a run of round 3", lambda: race_level(second.exp) >= 3 and finished(second.exp) >= 14)
     second.kill()
     assert not json.loads((second.exp / "search.json").read_text())["race"]["finished"]
     # 3. Tune's saved state lost too: the race rebuilds itself from the rows, unfinished runs start again
@@ -75,7 +62,7 @@ def test_a_raced_search_killed_twice_and_rebuilt_from_its_rows_ends_as_the_unint
     assert "Ray's saved state is missing" in third.out.read_text() + third.err.read_text()
 
     assert reference.finish(300) == 0, reference.err.read_text()[-3000:]
-    resumed, uninterrupted = runs(third.exp), runs(reference.exp)
+    resumed, uninterrupted = runs(third.exp, "lr"), runs(reference.exp, "lr")
     assert {k: resumed[k] for k in uninterrupted} == uninterrupted  # every run of the race, the same numbers
     race, once = (json.loads((d.exp / "search.json").read_text())["race"] for d in (third, reference))
     assert race["finished"] and race["eliminations"] and race["eliminations"] == once["eliminations"]
