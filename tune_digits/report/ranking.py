@@ -11,7 +11,7 @@ from .analysis import Analysis, by_space
 from .load import fmt_value, values_label
 from .inference import ALPHA, holm
 from .stats import welch
-from .table import (HONEST_RULES, VIEW_LABELS, Column, Table, experiment_notes, num, pm, protocol, protocols,
+from .table import (VIEW_LABELS, Column, Table, experiment_notes, num, pm, protocol, protocols,
                     signed, stat_columns, status_notes)
 
 TABLE_I_COLUMNS = [
