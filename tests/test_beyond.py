@@ -13,6 +13,7 @@ from tune_digits.data import compare_target, generate_pair_sets
 from tune_digits.models import STRATEGIES, create_model
 from tune_digits.spaces import load_space
 from tune_digits.train import ConfigError, TrainConfig, fit, random_affine, random_shift, random_swap
+from tune_digits.train.augment import elastic_field
 
 
 def test_prob_strategy_is_the_exact_probability_of_less_or_equal():
@@ -156,6 +157,44 @@ def test_rotation_and_shift_compose_in_one_grid():
     (r_both, a_both), (r_shift, a_shift) = _polar(both), _polar(shifted)
     assert torch.allclose(r_both, r_shift, atol=0.35)
     assert ((a_both - a_shift + 180) % 360 - 180).abs().max() > 5
+
+
+def test_elastic_field_moves_each_axis_by_the_asked_rms_and_is_smooth():
+    g = torch.Generator().manual_seed(0)
+    field = elastic_field(400, 1.0, g) * 14 / 2  # grid units → pixels, (n, 14, 14, 2)
+    inner = field[:, 4:10, 4:10]  # away from the borders, where the Gaussian sees the whole neighbourhood
+    assert inner.pow(2).mean().sqrt().item() == pytest.approx(1.0, rel=0.05)
+    assert inner[..., 0].std().item() == pytest.approx(inner[..., 1].std().item(), rel=0.05)
+    # Smooth: neighbours move almost together (σ = 2 pixels), far pixels independently.
+    near = torch.corrcoef(torch.stack([inner[:, :, :-1, 0].flatten(), inner[:, :, 1:, 0].flatten()]))[0, 1]
+    far = torch.corrcoef(torch.stack([field[:, 7, 0, 0], field[:, 7, 13, 0]]))[0, 1]
+    assert near > 0.85 and abs(far) < 0.15
+    # Scaled, not redrawn: the same generator state gives the same shape of field, twice as far.
+    assert torch.allclose(elastic_field(3, 2.0, torch.Generator().manual_seed(5)),
+                          2 * elastic_field(3, 1.0, torch.Generator().manual_seed(5)))
+
+
+def test_elastic_distortion_bends_digits_after_the_affine_move_and_only_when_asked():
+    x = _blob_images(32)
+    bent = random_affine(x, torch.Generator().manual_seed(0), shift=1.0, elastic=1.0)
+    shifted = random_affine(x, torch.Generator().manual_seed(0), shift=1.0)
+    assert bent.shape == x.shape and not torch.allclose(bent, shifted)
+    # The field is drawn after the offsets: each blob lies near where the shift alone puts it, moved by about a pixel.
+    moved = (torch.stack(_cartesian(bent)) - torch.stack(_cartesian(shifted))).norm(dim=0)
+    assert 0.3 < moved.mean() < 2.5 and moved.max() < 4.5
+    assert bent.min() >= x.min() - 1e-5  # the background stays the background
+    g = torch.Generator().manual_seed(1)
+    state = g.get_state()
+    assert torch.equal(random_affine(x, g, shift=1.0, elastic=0.0),
+                       random_affine(x, torch.Generator().manual_seed(1), shift=1.0))  # off: nothing more drawn
+    assert not torch.equal(g.get_state(), state)
+    with pytest.raises(ConfigError, match="elastic must be between 0 and 3 pixels"):
+        TrainConfig(network="lenet", elastic=4.0)
+
+
+def _cartesian(x: torch.Tensor):
+    radius, angle = _polar(x)
+    return radius * torch.cos(torch.deg2rad(angle)), radius * torch.sin(torch.deg2rad(angle))
 
 
 def test_shift_is_validated():

@@ -24,6 +24,7 @@ OPTION_VALUES = {
     "dropout_rate": [0.0, 0.5],
     "strategy": list(STRATEGIES),
     "weight_sharing": [True, False],
+    "width": [1, 2, 4],
     # The authors' AlexNet needs dropout=False (test_authors_alexnet_refuses_options_it_lacks).
     "variant": {"linear": ["ours", "authors"], "lenet": ["ours", "authors"], "resnet": ["ours", "authors"],
                 "alexnet": ["ours"]},
@@ -233,6 +234,8 @@ def test_prediction_rules():
     ("lenet", {"dropout": "yes"}, "dropout"),
     ("lenet", {"kernel_size": 5.0}, "kernel_size"),
     ("lenet", {"depth": 3}, "depth"),
+    ("lenet", {"width": 0}, "width"),
+    ("lenet", {"width": 2, "variant": "authors"}, "width is an option of our LeNet"),
     ("linear", {"strategy": "siamese"}, "strategy"),
 ])
 def test_bad_options_fail_with_one_line(network, options, fragment):
@@ -295,3 +298,13 @@ def test_authors_alexnet_refuses_options_it_lacks():
             create_model("alexnet", variant="authors", **options)
     with pytest.raises(UserError, match="variant"):
         create_model("lenet", variant="theirs")
+
+
+def test_lenet_width_multiplies_its_conv_channels_only():
+    wide = create_model("lenet", width=2).trunks[0]
+    convs = [m for m in wide.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 32), (32, 64)]
+    linears = [m for m in wide.classifier if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64 * 9, 120), (120, 84), (84, 10)]
+    assert count_parameters(create_model("lenet", width=1)) < count_parameters(wide) < \
+        3 * count_parameters(create_model("lenet", width=1))

@@ -332,15 +332,31 @@ def test_the_training_levers_can_be_set_and_searched():
     from tune_digits.cli import key_values
     from tune_digits.train import TrainConfig
 
-    overrides = key_values(("swap=true", "rotate=[0.0, 10]", "label_smoothing=0.1", "ema=0.99"))
+    overrides = key_values(("swap=true", "rotate=[0.0, 10]", "label_smoothing=0.1", "ema=0.99", "elastic=0.5",
+                            "width=[1, 2]"))
     changed = apply_overrides(load_space("lenet"), overrides)
-    assert changed.fixed["swap"] is True and changed.grid["rotate"] == [0.0, 10]
-    assert (changed.fixed["label_smoothing"], changed.fixed["ema"]) == (0.1, 0.99)
-    cfg = TrainConfig.from_flat({**changed.fixed, "rotate": 10, "network": "lenet"})
-    assert (cfg.swap, cfg.rotate, cfg.label_smoothing, cfg.ema) == (True, 10, 0.1, 0.99)
+    assert changed.fixed["swap"] is True and changed.grid["rotate"] == [0.0, 10] and changed.grid["width"] == [1, 2]
+    assert (changed.fixed["label_smoothing"], changed.fixed["ema"], changed.fixed["elastic"]) == (0.1, 0.99, 0.5)
+    cfg = TrainConfig.from_flat({**changed.fixed, "rotate": 10, "width": 2, "network": "lenet"})
+    assert (cfg.swap, cfg.rotate, cfg.label_smoothing, cfg.ema, cfg.elastic) == (True, 10, 0.1, 0.99, 0.5)
+    assert cfg.options["width"] == 2
     for key, value, words in [("ema", 1.0, "fixed.ema: ema must be 0 (off) or a decay in (0, 1)"),
                               ("rotate", [10.0, 45.0], "grid.rotate: rotate must be between 0 and 30 degrees"),
+                              ("elastic", -0.5, "fixed.elastic: elastic must be between 0 and 3 pixels"),
+                              ("width", [1, 5], "grid.width: width must be one of [1, 2, 3, 4], got 5"),
                               ("swap", "sometimes", "fixed.swap: swap must be true or false")]:
         with pytest.raises(SpaceError) as info:
             apply_overrides(load_space("lenet"), {key: value})
         assert words in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_epochs_is_the_commands_size_never_a_grid_axis():
+    """A race and the schedulers read each trial at the one final epoch, so a grid of epochs is refused; a
+    scalar --set epochs wins over every stage's epochs, as --epochs does (it was silently ignored)."""
+    space = load_space("regularisers")
+    assert space.stages["final"].epochs == 25
+    longer = apply_overrides(space, {"epochs": 50})
+    assert {name: stage.epochs for name, stage in longer.stages.items()} == {"screen": 50, "final": 50}
+    with pytest.raises(SpaceError) as info:
+        apply_overrides(space, {"epochs": [25, 50]})
+    assert "grid.epochs: every trial of a search runs the same epochs" in str(info.value)

@@ -173,9 +173,10 @@ def test_swap_trains_on_pairs_swapped_afresh_every_epoch(pairs, monkeypatch):
     assert swapped_sets[0] != swapped_sets[1]
 
 
-def test_rotation_reaches_the_loop(pairs, monkeypatch):
-    """The engine steps on rotated digits (up to `rotate` degrees, drawn from the replica's data-order generator);
-    the measured pairs are the drawn ones."""
+@pytest.mark.parametrize("lever", [{"rotate": 20.0}, {"elastic": 0.5}], ids=["rotate", "elastic"])
+def test_rotation_and_elastic_distortion_reach_the_loop(lever, pairs, monkeypatch):
+    """The engine steps on rotated or bent digits (drawn from the replica's data-order generator); the measured
+    pairs are the drawn ones."""
     from tune_digits.train.engines import InTurn
 
     batches = []
@@ -183,11 +184,11 @@ def test_rotation_reaches_the_loop(pairs, monkeypatch):
     monkeypatch.setattr(InTurn, "step", lambda self, x, c, y: batches.append(x[0]) or step(self, x, c, y))
     plain = history(config(network="linear", epochs=1), pairs)
     untouched, batches[:] = list(batches), []
-    turned = history(config(network="linear", epochs=1, rotate=20.0), pairs)
+    turned = history(config(network="linear", epochs=1, **lever), pairs)
     assert len(batches) == len(untouched)
     assert all(not torch.allclose(a, b) for a, b in zip(batches, untouched))
     assert turned[0]["train_loss"] != plain[0]["train_loss"]
-    assert same_metrics(turned, history(config(network="linear", epochs=1, rotate=20.0), pairs))
+    assert same_metrics(turned, history(config(network="linear", epochs=1, **lever), pairs))
 
 
 def test_threads_follow_the_config(pairs):

@@ -160,6 +160,9 @@ def parse_space(raw, path: Path) -> Space:
         for key in getattr(space, section):
             if key in RESERVED:
                 fail(f"{section}.{key}", "is set by the search (--reps gives the seeds, --cpus-per-trial the threads)")
+    if "epochs" in space.grid:  # a race and the schedulers read every trial's result at the one final epoch
+        fail("grid.epochs", "every trial of a search runs the same epochs; search each length under its own "
+                            "--name with --epochs N")
     overlap = set(space.fixed) & set(space.grid)
     if overlap:
         fail(f"grid.{sorted(overlap)[0]}", "is also in fixed; a key is either fixed or searched")
@@ -350,6 +353,9 @@ def apply_overrides(space: Space, overrides: dict) -> Space:
             raw["grid"].pop(key, None)
             raw["best"].pop(key, None)
             raw["fixed"][key] = value
+            if key in ("pairs", "epochs"):  # the command's size wins over every stage's, as --epochs does
+                for stage in raw["stages"].values():
+                    stage[key] = value
     raw["stages"] = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in raw["stages"].items()}
     try:
         changed = parse_space(raw, space.path)

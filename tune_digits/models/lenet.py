@@ -6,29 +6,30 @@ GoogLeNet-style auxiliary classifier on the first conv block's feature map.
 import torch
 from torch import nn
 
-from .common import VARIANTS, check_choice, maybe_bn2d, maybe_dropout
+from .common import VARIANTS, ModelOptionError, check_choice, maybe_bn2d, maybe_dropout
 from .registry import register_model
 
 
 class LeNet(nn.Module):
-    def __init__(self, in_channels, num_classes, batch_norm, dropout, kernel_size, aux_loss, dropout_rate):
+    def __init__(self, in_channels, num_classes, batch_norm, dropout, kernel_size, aux_loss, dropout_rate, width=1):
         super().__init__()
         check_choice("kernel_size", kernel_size, (3, 5))
         pad = kernel_size // 2  # "same" convs: 14 → pool 7 → pool 3
+        c1, c2 = 16 * width, 32 * width  # `width` multiplies the conv channels; the classifier's layers stay
         self.block1 = nn.Sequential(
-            nn.Conv2d(in_channels, 16, kernel_size, padding=pad), maybe_bn2d(16, batch_norm),
-            nn.ReLU(inplace=True), nn.MaxPool2d(2))  # (B, 16, 7, 7)
+            nn.Conv2d(in_channels, c1, kernel_size, padding=pad), maybe_bn2d(c1, batch_norm),
+            nn.ReLU(inplace=True), nn.MaxPool2d(2))  # (B, c1, 7, 7)
         self.block2 = nn.Sequential(
-            nn.Conv2d(16, 32, kernel_size, padding=pad), maybe_bn2d(32, batch_norm),
-            nn.ReLU(inplace=True), nn.MaxPool2d(2))  # (B, 32, 3, 3)
+            nn.Conv2d(c1, c2, kernel_size, padding=pad), maybe_bn2d(c2, batch_norm),
+            nn.ReLU(inplace=True), nn.MaxPool2d(2))  # (B, c2, 3, 3)
         drop = maybe_dropout(dropout, dropout_rate)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(32 * 3 * 3, 120), nn.ReLU(inplace=True), drop,
+            nn.Flatten(), nn.Linear(c2 * 3 * 3, 120), nn.ReLU(inplace=True), drop,
             nn.Linear(120, 84), nn.ReLU(inplace=True), drop, nn.Linear(84, num_classes))
         # The side classifier predicts the same label from an intermediate map (Szegedy et al.);
         # it only adds a loss term and is ignored at prediction time.
         self.side = nn.Sequential(
-            nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16 * 4, 64), nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(c1 * 4, 64), nn.ReLU(inplace=True),
             nn.Linear(64, num_classes)) if aux_loss else None
 
     def forward(self, x: torch.Tensor):
@@ -65,8 +66,12 @@ class AuthorsLeNet(nn.Module):
 
 @register_model()
 def lenet(in_channels=1, num_classes=10, batch_norm=True, dropout=False, kernel_size=5, aux_loss=True,
-          dropout_rate=0.5, variant="ours"):
+          dropout_rate=0.5, variant="ours", width=1):
     """LeNet-5 style; the paper's best is k=5 with batch norm and the auxiliary loss (≈ 60 k parameters)."""
     check_choice("variant", variant, VARIANTS)
-    net = AuthorsLeNet if variant == "authors" else LeNet
-    return net(in_channels, num_classes, batch_norm, dropout, kernel_size, aux_loss, dropout_rate)
+    check_choice("width", width, (1, 2, 3, 4))
+    if variant == "authors":
+        if width != 1:
+            raise ModelOptionError("width is an option of our LeNet; the authors' has its own channel counts")
+        return AuthorsLeNet(in_channels, num_classes, batch_norm, dropout, kernel_size, aux_loss, dropout_rate)
+    return LeNet(in_channels, num_classes, batch_norm, dropout, kernel_size, aux_loss, dropout_rate, width)

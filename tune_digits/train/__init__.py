@@ -6,7 +6,7 @@ to `on_epoch` after every epoch; tests, benchmarks, `tune-digits train` and the 
 
     config.py   TrainConfig, ConfigError, seeding, device
     loss.py     pair_loss: the objective of every engine
-    augment.py  random shifts, rotations, swaps and re-pairing of the training digits
+    augment.py  random shifts, rotations, elastic distortions, swaps and re-pairing of the training digits
     engines.py  in turn (R models) or vectorized (one vmapped model): build, step, evaluate, state, weight averages
     loop.py     the epoch loop over the replica axis, snapshots and resuming; fit, fit_replicas
 """

@@ -14,12 +14,13 @@ def random_shift(x: torch.Tensor, pixels: float, generator: torch.Generator) -> 
     return random_affine(x, generator, shift=pixels)
 
 
-def random_affine(x: torch.Tensor, generator: torch.Generator, shift: float = 0.0, rotate: float = 0.0
-                  ) -> torch.Tensor:
+def random_affine(x: torch.Tensor, generator: torch.Generator, shift: float = 0.0, rotate: float = 0.0,
+                  elastic: float = 0.0) -> torch.Tensor:
     """Move each digit of (B, 2, 14, 14) independently: translated by up to `shift` pixels along each axis, then
-    turned about the image centre by up to `rotate` degrees either way, in one affine grid (one bilinear resampling;
-    zero padding in standardised units is the background's value, so borders stay background-like). Offsets are
-    drawn first, then angles, each only when asked for: a shift alone draws and computes exactly what it always did."""
+    turned about the image centre by up to `rotate` degrees either way, then bent by an elastic field of `elastic`
+    pixels RMS (`elastic_field`), in one sampling grid (one bilinear resampling; zero padding in standardised units
+    is the background's value, so borders stay background-like). Offsets are drawn first, then angles, then the
+    field, each only when asked for: a shift alone draws and computes exactly what it always did."""
     b = x.shape[0]
     digits = x.reshape(2 * b, 1, 14, 14)
     theta = torch.zeros(2 * b, 2, 3)
@@ -32,9 +33,31 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, shift: float = 0.
         theta[:, 0, 0] = theta[:, 1, 1] = angle.cos()
         theta[:, 0, 1], theta[:, 1, 0] = -angle.sin(), angle.sin()
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(digits.shape), align_corners=False)
+    if elastic:
+        grid = grid + elastic_field(2 * b, elastic, generator).to(x.device, x.dtype)
     background = x.min()
     shifted = F.grid_sample(digits - background, grid, padding_mode="zeros", align_corners=False) + background
     return shifted.reshape(b, 2, 14, 14)
+
+
+# Simard et al. (2003) smooth uniform noise with a Gaussian of σ = 4 pixels on 28 × 28 digits: 2 pixels on these.
+ELASTIC_SIGMA = 2.0
+
+
+def elastic_field(n: int, rms: float, generator: torch.Generator) -> torch.Tensor:
+    """(n, 14, 14, 2) displacements in grid units (2/14 per pixel): uniform noise in [-1, 1] per pixel and axis,
+    smoothed by a Gaussian of ELASTIC_SIGMA pixels and scaled so that away from the borders each axis moves by
+    `rms` pixels root-mean-square (Simard et al.'s elastic distortion, its α given as the displacement it makes)."""
+    noise = torch.rand(n * 2, 1, 14, 14, generator=generator) * 2 - 1
+    radius = math.ceil(3 * ELASTIC_SIGMA)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-taps ** 2 / (2 * ELASTIC_SIGMA ** 2))
+    kernel = kernel / kernel.sum()
+    smooth = F.conv2d(noise, kernel.view(1, 1, 1, -1), padding=(0, radius))
+    smooth = F.conv2d(smooth, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+    # White noise of variance 1/3 through a unit-sum kernel k keeps variance (1/3) Σ k² per axis of the field.
+    spread = math.sqrt(kernel.pow(2).sum().item() ** 2 / 3)
+    return (smooth * (rms / spread * 2 / 14)).reshape(n, 2, 14, 14).permute(0, 2, 3, 1)
 
 
 def repair(x: torch.Tensor, c: torch.Tensor, generator: torch.Generator):

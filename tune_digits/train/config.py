@@ -53,6 +53,7 @@ class TrainConfig:
     repair: bool = False  # re-pair the training digits at random every epoch (targets recomputed)
     shift: float = 0.0  # augmentation: random translation of each training digit, up to this many pixels
     rotate: float = 0.0  # augmentation: random rotation of each training digit, up to this many degrees either way
+    elastic: float = 0.0  # augmentation: a smooth random field bends each training digit, this many pixels RMS
     # Augmentation: every epoch each training pair (a, b) becomes (b, a) with probability 1/2, its digit labels
     # swapped with it and its target recomputed from them (ties stay 1: a swap is not `1 - target`).
     swap: bool = False
@@ -108,6 +109,7 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (0 <= self.shift <= 4, "shift must be between 0 and 4 pixels"),
             (0 <= self.rotate <= 30, "rotate must be between 0 and 30 degrees"),
+            (0 <= self.elastic <= 3, "elastic must be between 0 and 3 pixels"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (0 <= self.ema < 1, "ema must be 0 (off) or a decay in (0, 1)"),
             (self.threads is None or self.threads >= 1, "threads must be at least 1"),
@@ -174,7 +176,7 @@ _TYPE_WORDS = {int: "an integer", bool: "true or false", str: "a string", dict: 
 _FIELD_TYPES = {
     **dict.fromkeys(("pairs", "test_pairs", "epochs", "seed", "batch_size", "threads", "ensemble"), int),
     **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift",
-                     "rotate", "label_smoothing", "ema"), (int, float)),
+                     "rotate", "elastic", "label_smoothing", "ema"), (int, float)),
     **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise", "precision", "train_eval"),
                     str), "repair": bool, "swap": bool, "options": dict,
 }

@@ -2,7 +2,7 @@
 
 Every tensor of the data carries the replica axis first: (R, N, 2, 14, 14) inputs, (R, N) targets,
 (R, N, 2) classes. The loop owns what is the same for every engine (engines.py): re-pairing, swaps, batch order,
-shifts and rotations, the epoch's metrics, snapshots and resuming; each replica draws them from its own generator.
+shifts, rotations and elastic fields, the epoch's metrics, snapshots and resuming; each replica draws them from its own generator.
 """
 from __future__ import annotations
 
@@ -141,8 +141,9 @@ def _train_epoch(engine: Engine, train, shuffles: list[torch.Generator], config:
         if idx.shape[1] < 2 and n > 1:  # batch norm cannot train on a single pair
             continue
         xb = x[rows, idx]  # (R, B, 2, 14, 14)
-        if config.shift or config.rotate:
-            xb = torch.stack([random_affine(xb[j], g, config.shift, config.rotate) for j, g in enumerate(shuffles)])
+        if config.shift or config.rotate or config.elastic:
+            xb = torch.stack([random_affine(xb[j], g, config.shift, config.rotate, config.elastic)
+                              for j, g in enumerate(shuffles)])
         total += engine.step(xb, c[rows, idx], y[rows, idx])  # no host sync inside the epoch
         steps += 1
     engine.end_epoch()
