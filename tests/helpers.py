@@ -19,7 +19,7 @@ import pytest
 
 from tune_digits.results import count_rows
 from tune_digits.spaces import apply_overrides, load_space
-from tune_digits.tuning import DELAY_ENV, FAULT_ENV, Algorithm, Resources, RunOptions, Sizes, plan_search
+from tune_digits.tuning import DELAY_ENV, FAULT_ENV, PAUSE_ENV, Algorithm, Resources, RunOptions, Sizes, plan_search
 from tune_digits.tuning.reaper import marked_processes
 
 # ---------------------------------------------------------------------------------------------------
@@ -154,13 +154,37 @@ class Faults:
 
     def __init__(self, marker: Path):
         self.marker = marker
+        self.holds = marker.parent / "holds"
         self.allow(0)
+        self.hold(0)
 
     def env(self, delay: float | None = None) -> dict:
-        env = {FAULT_ENV: f"seed={FAULT_SEED},epoch=2,times={_FAULT_SLOTS},marker={self.marker}"}
+        env = {FAULT_ENV: f"seed={FAULT_SEED},epoch=2,times={_FAULT_SLOTS},marker={self.marker}",
+               PAUSE_ENV: f"epoch=1,times={_FAULT_SLOTS},marker={self.holds}"}
         if delay:
             env[DELAY_ENV] = str(delay)
         return env
+
+    def hold(self, n: int) -> None:
+        """The next n trials to report epoch 1 wait there until `release_when_held` lets them go (0: none)."""
+        shutil.rmtree(self.holds, ignore_errors=True)
+        self.holds.mkdir(parents=True)
+        for slot in range(n, _FAULT_SLOTS):
+            (self.holds / f"pause-{slot}").touch()
+        if not n:
+            (self.holds / "release").touch()
+        self._held = n
+
+    def release_when_held(self, timeout: float = 240) -> int:
+        """Wait until every held trial waits at once (or `timeout`, when fewer ever can), let them go, and say
+        how many were waiting: trials that ran at the same moment, whatever the machine's load."""
+        deadline = time.monotonic() + timeout
+        waiting = lambda: sum((self.holds / f"pause-{slot}").exists() for slot in range(self._held))
+        while waiting() < self._held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen = waiting()
+        (self.holds / "release").touch()
+        return seen
 
     def allow(self, n: int) -> None:
         shutil.rmtree(self.marker, ignore_errors=True)

@@ -205,6 +205,55 @@ def test_callbacks_pickle_as_their_experiment_folder(tmp_path):
             session_for("/elsewhere/lenet/t")
 
 
+# What Ray 2.60 writes to a trial's error file when its node dies under it (from a run of test_scaleout.py).
+NODE_LOSS = """Failure # {n} (occurred at 2026-12-04_01-16-02)
+The actor died unexpectedly before finishing this task.
+\tclass_name: ImplicitFunc
+\tactor_id: e09ac30779449b4cc976103d01000000
+\tip: 192.0.2.2
+The actor died because its node has died. Node Id: 10c750fca01b0ff50968e7a692717f8c176ad69973e908ec32b48014
+\tthe actor's node was terminated unexpectedly: health check failed due to missing too many heartbeats
+"""
+CODE_FAULT = """Failure # {n} (occurred at 2026-12-04_01-17-00)
+ray::ImplicitFunc.train() (pid=10412, ip=192.0.2.2, actor_id=e09ac30779449b4cc976103d01000000)
+RuntimeError: injected fault (seed 1, epoch 2)
+"""
+
+
+def test_a_trial_lost_with_its_node_keeps_its_retries(tmp_path):
+    """Tune counts every failure against --max-failures, and one lost node can count twice (each call in flight
+    fails): the writer hands a node loss back when the trial is retried; a failure of the trial's code stays
+    counted. Each is judged by the newest failure in the error file."""
+    from types import SimpleNamespace
+
+    from tune_digits.tuning.live import Session, running
+    from tune_digits.tuning.writer import ResultWriter, lost_with_node
+
+    plan = make_plan(tmp_path)
+    plan.experiment_dir.mkdir(parents=True)
+    errors = tmp_path / "error.txt"
+    trial = SimpleNamespace(trial_id="t1", error_file=str(errors), config={"seed": 0},
+                            run_metadata=SimpleNamespace(num_failures=0))
+    writer = ResultWriter(str(plan.experiment_dir))
+    session = Session(plan, {"trials": {}})
+    counts = []
+    with running(session):
+        for n, text in enumerate([NODE_LOSS, NODE_LOSS, CODE_FAULT, NODE_LOSS], start=1):
+            with errors.open("a") as f:
+                f.write(text.format(n=n))
+            trial.run_metadata.num_failures += 1  # Tune's count, before it calls back
+            writer.on_trial_recover(0, [], trial)
+            counts.append(trial.run_metadata.num_failures)
+    assert counts == [0, 0, 1, 1]
+    entry = json.loads((plan.experiment_dir / "search.json").read_text())["trials"]["t1"]
+    assert entry["node_losses"] == 3 and entry["status"] == "PENDING"
+    assert entry["error"].startswith("retrying after: the actor's node was terminated unexpectedly")
+    assert not lost_with_node(CODE_FAULT) and lost_with_node(NODE_LOSS)
+    # A worker killed alone (out of memory, say) is the trial's own failure: its node lives on.
+    assert not lost_with_node("The actor died unexpectedly before finishing this task.\n\tclass_name: "
+                              "ImplicitFunc\nWorker exit type: SYSTEM_ERROR Worker exit detail: killed by OOM")
+
+
 def test_reproduce_only_takes_the_papers_networks():
     result = CliRunner().invoke(main, ["reproduce", "--only", "vgg"])
     assert result.exit_code == 1

@@ -81,7 +81,9 @@ CLUSTER_OPTIONS = (
     click.option("--require-gpu", is_flag=True,
                  help="Fail (locally) or wait for GPU workers (cluster) instead of falling back to CPU."),
     click.option("--max-concurrent", type=int, help="Cap on trials running at once (default: as many as resources allow)."),
-    click.option("--max-failures", type=int, default=2, show_default=True, help="Retries of a failing trial."),
+    click.option("--max-failures", type=int, default=2, show_default=True,
+                 help="Retries of a failing trial; a trial lost with its node (a Ray node that died) is retried "
+                      "without using one, when at least one is allowed."),
     click.option("--checkpoint-every", type=int,
                  help="Epochs between trial checkpoints: an interrupted trial resumes from its last one. Fewer "
                       "checkpoints cut Ray's overhead on big grids. Default: 1 for search, 5 for reproduce."),

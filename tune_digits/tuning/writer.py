@@ -58,6 +58,12 @@ class ResultWriter(SessionCallback):
         self._status(trial, "ERROR", error=error_line(trial))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
+        if lost_with_node(last_failure(trial)):
+            # Not the trial's failure: Tune counted it against --max-failures (once per failed call in flight, so
+            # one lost node could count twice), the count is handed back and the entry says how often it happened.
+            trial.run_metadata.num_failures = max(0, trial.run_metadata.num_failures - 1)
+            entry = self.session.meta["trials"].setdefault(trial.trial_id, {})
+            entry["node_losses"] = entry.get("node_losses", 0) + 1
         self._status(trial, "PENDING", error=f"retrying after: {error_line(trial)}")
 
     def on_experiment_end(self, trials, **info):
@@ -126,12 +132,28 @@ def same_run(config: dict) -> str:
 
 def error_line(trial) -> str:
     """The last line of a failed trial's error file: what the user sees of the failure."""
+    text = last_failure(trial).strip().splitlines()
+    return text[-1].strip()[:300] if text else "unknown error"
+
+
+def last_failure(trial) -> str:
+    """The newest failure's text in a trial's error file (Tune appends one "Failure # N" block per failure)."""
     path = getattr(trial, "error_file", None)
     try:
-        text = Path(path).read_text().strip().splitlines() if path else []
+        text = Path(path).read_text() if path else ""
     except OSError:
-        text = []
-    return text[-1].strip()[:300] if text else "unknown error"
+        text = ""
+    return text.rsplit("Failure # ", 1)[-1]
+
+
+# How Ray 2.60 words an actor lost with its node (the GCS's death causes, as they reach a trial's error file):
+# the node was removed or missed its health checks, whatever the trial was doing.
+NODE_LOSS_WORDS = ("node was terminated unexpectedly", "because its node has died")
+
+
+def lost_with_node(failure: str) -> bool:
+    """Whether a failure's text says the trial's node died under it (not its code, not its worker alone)."""
+    return "The actor died" in failure and any(words in failure for words in NODE_LOSS_WORDS)
 
 
 def utc_now() -> str:
