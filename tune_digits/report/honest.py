@@ -23,6 +23,7 @@ STUDIES = (
     ("best", "best study", "config on val"),
     (STUDY, "levers study", "config on val"),
     ("regularisers", "regularisers study", "config on val"),
+    ("distortions", "distortions study", "config on val"),
 )
 PAPER_RULE = "test-selected epoch (optimistic)"
 
