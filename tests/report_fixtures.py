@@ -67,12 +67,13 @@ RACED_NOISE = np.random.default_rng(7).normal(scale=0.4, size=(8, 5))
 RACED_VALUES = RACED_MEANS[:, None] + RACED_NOISE + 0.5 * np.arange(5)[None, :]
 
 
-def raced_experiment(root: Path, name: str = "screen"):
-    """The experiment folder a race over RACED_VALUES leaves: the runs it handed out, its search.json `race`."""
+def raced_experiment(root: Path, name: str = "screen", values: np.ndarray = RACED_VALUES):
+    """The experiment folder a race over `values` (configuration × seed) leaves: the runs it handed out, its
+    search.json `race`."""
     race = Race(configs=8, max_seeds=5, first=2)
     while (run := race.next_run()) is not None:
-        race.record(*run, float(RACED_VALUES[run]))
-    val = lambda config: lambda seed, epoch: float(RACED_VALUES[config, seed])  # noqa: E731
+        race.record(*run, float(values[run]))
+    val = lambda config: lambda seed, epoch: float(values[config, seed])  # noqa: E731
     path = write_experiment(root, "linear", name, [({"lr": lr}, lambda s, e: {"test_error": 5.0}) for lr in RACED_LRS],
                             ["lr"], seeds=tuple(range(5)), epochs=2, stage="screen")
     meta = results.read_meta(path / results.SEARCH_JSON)

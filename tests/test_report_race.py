@@ -33,6 +33,18 @@ def test_the_rounds_say_what_the_race_decided(tmp_path):
     assert table["best_mean"].tolist() == pytest.approx([VALUES[:2, :r].mean(axis=1).min() for r in table.index])
 
 
+def test_a_race_won_before_its_last_seed_is_not_incomplete(tmp_path):
+    """One configuration far ahead: the race ends with it alone, before it ran every seed. It got all the seeds
+    the race meant for it, so Table I says it won, not that it is incomplete."""
+    ahead = VALUES.copy()
+    ahead[1] += 20.0
+    path, race = raced_experiment(tmp_path, values=ahead)
+    assert race.finished and race.alive == [0] and race.handed[0] < 5
+    table = ranking_table(analyse(load_experiment(path, "linear")))
+    assert table.data.set_index("config").loc["lr=0.1", "race"] == "winner"
+    assert not any("seeds complete" in note for note in table.short_notes), table.short_notes
+
+
 def test_a_raced_screen_has_its_rounds_in_every_form_and_its_figure(tmp_path):
     raced_experiment(tmp_path)
     result = run_cli("report", "--output", str(tmp_path), "--all")

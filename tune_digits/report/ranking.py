@@ -71,6 +71,8 @@ def ranking_table(a: Analysis) -> Table:
                  "epoch, which the race tests, where this table ranks each repetition at its best epoch.", *notes]
         dropped = [c for c, outcome in outcomes.items() if outcome.startswith("out")]
         shown = a.configs[~a.configs["config"].isin(dropped)]  # a configuration the race dropped is not incomplete
+        if race.get("finished"):  # nor one a finished race gave every seed it meant to (a winner left alone early)
+            shown = shown[~shown["status"].str.fullmatch(r"\d+/\d+ seeds complete")]
     stage = "" if exp.stage == exp.name else f" ({exp.stage})"
     return Table(f"table1_{exp.space}_{exp.name}", f"Table I — {exp.label}{stage}",
                  rule, data.reset_index(drop=True), _ranking_display(a, data), notes,
