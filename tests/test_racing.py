@@ -172,11 +172,19 @@ def test_a_first_round_goes_out_grouped_and_later_seeds_one_by_one() -> None:
     assert [budgeted.next_runs(group=2) for _ in range(3)] == [(0, [0, 1]), (1, [0]), None]  # within the budget
 
 
-@pytest.mark.parametrize("net", ["linear", "lenet", "resnet"])
-def test_the_committed_raced_screens_decisions_are_the_races_on_their_rows(net: str) -> None:
-    """reference/reproduce-race was raced by `tune-digits reproduce`: its rows, fed to the race's decision code
-    today, give the eliminations and the winner its search.json recorded."""
-    folder = ROOT / "reference" / "reproduce-race" / net / "screen"
+RACED = sorted(str(p.parent.relative_to(ROOT / "reference")) for p in (ROOT / "reference").rglob(SEARCH_JSON)
+               if "race" in read_meta(p))
+
+
+def test_the_raced_sets_are_found():
+    assert {"reproduce-race/resnet/screen", "regularisers/screen", "distortions/screen_50ep"} <= set(RACED)
+
+
+@pytest.mark.parametrize("name", RACED)
+def test_the_committed_raced_screens_decisions_are_the_races_on_their_rows(name: str) -> None:
+    """Every raced set in reference/ (`tune-digits reproduce`'s screens, the studies' races on validation): its
+    rows, fed to the race's decision code today, give the eliminations and the winner its search.json recorded."""
+    folder = ROOT / "reference" / name
     meta = read_meta(folder / SEARCH_JSON)
     rows = pd.read_csv(folder / EPOCHS_CSV)
     last = rows[rows["epoch"] == rows["epoch"].max()]

@@ -2,7 +2,8 @@
 
 Every tensor of the data carries the replica axis first: (R, N, 2, 14, 14) inputs, (R, N) targets,
 (R, N, 2) classes. The loop owns what is the same for every engine (engines.py): re-pairing, swaps, batch order,
-shifts, rotations and elastic fields, the epoch's metrics, snapshots and resuming; each replica draws them from its own generator.
+shifts, rotations and elastic fields, the epoch's metrics, snapshots and resuming; each replica draws them from its
+own generator.
 """
 from __future__ import annotations
 
