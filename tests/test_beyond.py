@@ -13,7 +13,7 @@ from tune_digits.data import compare_target, generate_pair_sets
 from tune_digits.models import STRATEGIES, create_model
 from tune_digits.spaces import load_space
 from tune_digits.train import ConfigError, TrainConfig, fit, random_affine, random_shift, random_swap
-from tune_digits.train.augment import elastic_field
+from tune_digits.train.augment import elastic_field, tta_views
 
 
 def test_prob_strategy_is_the_exact_probability_of_less_or_equal():
@@ -195,6 +195,40 @@ def test_elastic_distortion_bends_digits_after_the_affine_move_and_only_when_ask
 def _cartesian(x: torch.Tensor):
     radius, angle = _polar(x)
     return radius * torch.cos(torch.deg2rad(angle)), radius * torch.sin(torch.deg2rad(angle))
+
+
+def test_test_time_views_move_each_digit_one_whole_pixel_and_keep_the_background():
+    x = torch.randn(3, 2, 14, 14)
+    same, up, down, left, right = tta_views(x)
+    assert torch.equal(same, x)  # the pair as it is, bit for bit
+    assert torch.equal(up[..., :13, :], x[..., 1:, :]) and torch.equal(down[..., 1:, :], x[..., :13, :])
+    assert torch.equal(left[..., :, :13], x[..., :, 1:]) and torch.equal(right[..., :, 1:], x[..., :, :13])
+    for view, edge in ((up, up[..., 13, :]), (down, down[..., 0, :]), (left, left[..., :, 13]), (right, right[..., :, 0])):
+        assert view.shape == x.shape and (edge == x.min()).all()
+
+
+def test_tta_averages_the_views_at_evaluation_only():
+    """tta changes what is measured, never what is trained: the same seed trains the same weights (losses equal
+    epoch by epoch), and its errors are those of the mean over the views."""
+    from tune_digits.models import mean_output
+    from tune_digits.train.engines import evaluate
+
+    data = generate_pair_sets(200, seed=0)
+    runs = {}
+    for tta in (False, True):
+        rows = []
+        fit(TrainConfig(network="lenet", pairs=200, epochs=3, tta=tta), data, on_epoch=lambda m, _s: rows.append(m))
+        runs[tta] = rows
+    assert [r["train_loss"] for r in runs[True]] == [r["train_loss"] for r in runs[False]]
+    assert [r["test_error"] for r in runs[True]] != [r["test_error"] for r in runs[False]]
+    model = create_model("lenet").eval()
+    x, y, c = data.test_input[:50], data.test_target[:50], data.test_classes[:50]
+    with torch.no_grad():
+        mean = mean_output([model(view) for view in tta_views(x)])
+    wrong = (model.predict(mean) != y).float().mean().item() * 100
+    assert evaluate(model, x, c, y, tta=True)[1] == pytest.approx(wrong)
+    with pytest.raises(ConfigError, match="tta must be true or false"):
+        TrainConfig(network="lenet", tta=1)
 
 
 def test_shift_is_validated():

@@ -28,6 +28,7 @@ def configs(**kw) -> list[TrainConfig]:
     pytest.param({"network": "linear", "swap": True}, id="linear-swap"),
     pytest.param({"network": "linear", "rotate": 15.0, "shift": 1.0}, id="linear-rotate-shift"),
     pytest.param({"network": "linear", "elastic": 0.5, "shift": 1.0}, id="linear-elastic-shift"),
+    pytest.param({"tta": True, "ensemble": 2}, id="lenet-tta-ensemble"),
 ])
 def test_in_turn_gives_each_seed_exactly_its_own_run(kw, datas):
     cfgs = configs(**kw)
@@ -76,7 +77,7 @@ def test_vectorized_replicas_differ_and_learn(datas):
     pytest.param({"label_smoothing": 0.1, "digit_loss_weight": 0.5, "options": {"strategy": "pair"}},
                  id="pair-label-smoothing"),
     pytest.param({"rotate": 15.0, "precision": "bf16"}, id="rotate-bf16"),
-    pytest.param({"swap": True, "rotate": 10.0, "elastic": 0.5, "label_smoothing": 0.1, "ema": 0.9,
+    pytest.param({"swap": True, "rotate": 10.0, "elastic": 0.5, "label_smoothing": 0.1, "ema": 0.9, "tta": True,
                   "precision": "bf16", "options": {"width": 2}}, id="every-lever-bf16"),
 ])
 def test_vectorized_runs_every_strategy_and_option(kw, datas):

@@ -6,7 +6,7 @@ are imported here: a new network is one new model file (plus its search space), 
 import importlib
 import pkgutil
 
-from .ensemble import Ensemble
+from .ensemble import Ensemble, mean_output
 from .pair import STRATEGIES, PairNet, PairOutput
 from .registry import (BASE_TRAINING, NETWORKS, NetworkSpec, backbone_options, create_backbone, is_builtin, list_models,
                        network_spec, paper_models, register_model, register_spec, train_defaults, unregister_model)
@@ -41,6 +41,6 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["BASE_TRAINING", "NETWORKS", "STRATEGIES", "Ensemble", "create_ensemble", "NetworkSpec", "PairNet", "PairOutput", "backbone_options", "count_parameters",
+__all__ = ["BASE_TRAINING", "NETWORKS", "STRATEGIES", "Ensemble", "create_ensemble", "mean_output", "NetworkSpec", "PairNet", "PairOutput", "backbone_options", "count_parameters",
            "create_backbone", "create_model", "is_builtin", "list_models", "model_options", "network_spec", "paper_models",
            "register_model", "register_spec", "train_defaults", "unregister_model"]

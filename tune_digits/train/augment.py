@@ -40,6 +40,26 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, shift: float = 0.
     return shifted.reshape(b, 2, 14, 14)
 
 
+# Test-time augmentation (`tta`): each pair evaluated as is and moved one pixel up, down, left and right.
+TEST_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+def tta_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """The views of (..., 2, 14, 14) pairs that `tta` averages: each digit moved by TEST_SHIFTS whole pixels (rows,
+    columns) in its own frame, the uncovered edge the background's value. Deterministic, and plain tensor ops
+    (the vectorized engine maps it over its replicas)."""
+    return [_moved(_moved(x, dr, -2), dc, -1) for dr, dc in TEST_SHIFTS]
+
+
+def _moved(x: torch.Tensor, step: int, dim: int) -> torch.Tensor:
+    """x moved `step` (-1, 0 or 1) pixels along `dim`, the edge it uncovers the background's (its smallest) value."""
+    if not step:
+        return x
+    edge = x.amin().expand_as(x.narrow(dim, 0, 1))
+    n = x.shape[dim]
+    return torch.cat([x.narrow(dim, 1, n - 1), edge] if step < 0 else [edge, x.narrow(dim, 0, n - 1)], dim)
+
+
 # Simard et al. (2003) smooth uniform noise with a Gaussian of σ = 4 pixels on 28 × 28 digits: 2 pixels on these.
 ELASTIC_SIGMA = 2.0
 

@@ -64,6 +64,10 @@ class TrainConfig:
     # after every optimiser step and evaluated in their place: every epoch's errors are the average's, the
     # training loss stays the trained weights'. 0: off; e.g. 0.99 weighs the last ≈ 100 steps.
     ema: float = 0.0
+    # Test-time augmentation: every pair is evaluated as the mean of 5 views (as is, and moved one pixel up, down,
+    # left and right: augment.TEST_SHIFTS), their probabilities averaged as an ensemble's members are. Training is
+    # unchanged; evaluation costs 5 forward passes.
+    tta: bool = False
     val_fraction: float = 0.0  # share of the train pairs held out for model selection
     # The authors' code: the drawn order every epoch ("fixed"), and the whole train split's mean and std
     # ("split", data.py) instead of the drawn pairs'.
@@ -178,7 +182,7 @@ _FIELD_TYPES = {
     **dict.fromkeys(("lr", "momentum", "weight_decay", "side_loss_weight", "digit_loss_weight", "val_fraction", "shift",
                      "rotate", "elastic", "label_smoothing", "ema"), (int, float)),
     **dict.fromkeys(("network", "optimizer", "lr_schedule", "batch_order", "standardise", "precision", "train_eval"),
-                    str), "repair": bool, "swap": bool, "options": dict,
+                    str), "repair": bool, "swap": bool, "tta": bool, "options": dict,
 }
 # The settings that take one word out of a fixed few.
 _CHOICES = {"optimizer": OPTIMIZERS, "lr_schedule": SCHEDULES, "batch_order": BATCH_ORDERS,

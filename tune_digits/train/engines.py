@@ -8,7 +8,7 @@ building them, one optimiser step on a batch of every replica, evaluation, and i
   convolutions) and one optimiser step for all. Same initial weights per seed as `InTurn`; dropout masks come
   from one shared generator and float summation order differs, so metrics match in distribution only.
 Everything that acts on the data (batch order, shifts, rotations, swaps, re-pairing, metrics, snapshots, resuming)
-is the loop's.
+is the loop's; test-time augmentation (`tta`) is part of evaluation, the same in both.
 With `ema`, each engine also keeps an exponential moving average of its weights (and batch-norm statistics),
 updated after every step, and evaluates it instead of the trained weights; it is part of the engine's snapshot.
 """
@@ -21,7 +21,8 @@ import math
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..models import create_ensemble
+from ..models import PairOutput, create_ensemble, mean_output
+from .augment import tta_views
 from .config import TrainConfig, autocast, rng_state, seed_everything, set_rng_state
 from .loss import pair_loss
 
@@ -39,16 +40,16 @@ def build_optimizer(parameters, config: TrainConfig):
 
 
 @torch.inference_mode()  # no autograd bookkeeping at all (a little cheaper than no_grad)
-def evaluate(model, inputs, classes, target, chunk: int = 1000, precision=contextlib.nullcontext
+def evaluate(model, inputs, classes, target, chunk: int = 1000, precision=contextlib.nullcontext, tta: bool = False
              ) -> tuple[float, float]:
     """(digit error %, comparison error %) in eval mode; digit error is NaN without digit outputs.
-    `precision()` makes the context of each forward pass (`config.autocast`)."""
+    `precision()` makes the context of each forward pass (`config.autocast`); `tta`: each pair's views averaged."""
     model.eval()
     digit_wrong = compare_wrong = 0
     has_digits = True
     for i in range(0, len(inputs), chunk):
         with precision():
-            out = model(inputs[i:i + chunk])
+            out = predicted(model, inputs[i:i + chunk], tta)
         compare_wrong += (model.predict(out) != target[i:i + chunk]).sum()
         if out.digits is None:
             has_digits = False
@@ -57,6 +58,11 @@ def evaluate(model, inputs, classes, target, chunk: int = 1000, precision=contex
     n = len(inputs)
     digit = 100.0 * float(digit_wrong) / (2 * n) if has_digits else math.nan
     return digit, 100.0 * float(compare_wrong) / n
+
+
+def predicted(model, x: torch.Tensor, tta: bool) -> PairOutput:
+    """The model's output on pairs x: itself, or with `tta` the mean over the views of augment.tta_views."""
+    return mean_output([model(view) for view in tta_views(x)]) if tta else model(x)
 
 
 def seeded_model(config: TrainConfig, device: torch.device):
@@ -175,7 +181,7 @@ class InTurn(Engine):
 
     def errors(self, x, classes, target) -> list[tuple[float, float]]:
         evaluated = [average.module for average in self.averages] or self.models
-        return [evaluate(model, x[j], classes[j], target[j], precision=self.precision)
+        return [evaluate(model, x[j], classes[j], target[j], precision=self.precision, tta=self.config.tta)
                 for j, model in enumerate(evaluated)]
 
     def state_dict(self) -> dict:
@@ -226,7 +232,7 @@ class Vectorized(Engine):
             return pair_loss(call(p, b, x), classes, target, self.config)
 
         def replica_errors(p, b, x, classes, target):
-            out = call(p, b, x)
+            out = predicted(lambda view: call(p, b, view), x, self.config.tta)
             self.has_digits = out.digits is not None  # plain Python: runs once per call, not per replica
             digit_wrong = (out.digits.argmax(-1) != classes).sum() if self.has_digits \
                 else torch.zeros((), device=device)
