@@ -146,11 +146,11 @@ _FAULT_SLOTS = 20
 
 
 class Faults:
-    """Drives the trials' fault hook (tune_digits.tuning.faults.maybe_fail) from the test process.
+    """Drives the trials' fault and pause hooks (tune_digits.tuning.faults) from the test process.
 
-    Ray workers get TUNE_DIGITS_FAULT once, when Ray starts (`env()` goes into ray.init's runtime_env); what
-    varies per test is the budget: `allow(n)` lets exactly n more failures happen, because each failure
-    claims one free marker file and `allow` pre-claims all but n of them."""
+    Ray workers get TUNE_DIGITS_FAULT and TUNE_DIGITS_PAUSE once, when Ray starts (`env()` goes into ray.init's
+    runtime_env); what varies per test is the budget: `allow(n)` lets exactly n more failures happen and
+    `hold(n)` makes n more trials wait, because each claims one free slot file and both pre-claim all but n."""
 
     def __init__(self, marker: Path):
         self.marker = marker
@@ -167,10 +167,7 @@ class Faults:
 
     def hold(self, n: int) -> None:
         """The next n trials to report epoch 1 wait there until `release_when_held` lets them go (0: none)."""
-        shutil.rmtree(self.holds, ignore_errors=True)
-        self.holds.mkdir(parents=True)
-        for slot in range(n, _FAULT_SLOTS):
-            (self.holds / f"pause-{slot}").touch()
+        _claim_all_but(n, self.holds, "pause")
         if not n:
             (self.holds / "release").touch()
         self._held = n
@@ -187,15 +184,20 @@ class Faults:
         return seen
 
     def allow(self, n: int) -> None:
-        shutil.rmtree(self.marker, ignore_errors=True)
-        self.marker.mkdir(parents=True)
-        for slot in range(n, _FAULT_SLOTS):
-            (self.marker / f"fail-{slot}").touch()
+        _claim_all_but(n, self.marker, "fail")
         self._allowed = n
 
     def spent(self) -> int:
         """Failures injected since the last `allow`."""
         return sum((self.marker / f"fail-{slot}").exists() for slot in range(self._allowed))
+
+def _claim_all_but(n: int, folder: Path, kind: str) -> None:
+    """A fresh hook folder whose slots <kind>-n.. are taken already: the hook can act exactly n more times."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for slot in range(n, _FAULT_SLOTS):
+        (folder / f"{kind}-{slot}").touch()
+
 
 @contextmanager
 def local_ray_session(num_cpus: int, num_gpus: int, env: dict):

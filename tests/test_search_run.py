@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -18,7 +17,7 @@ from helpers import (FAULT_SEED, LENET_TWO, LINEAR_TWO, ROOT, check_complete, lo
                      run_interrupted, snapshot, statuses)
 from tune_digits.cli import main
 from tune_digits.results import FORMAT_VERSION, ROW_HEAD
-from tune_digits.tuning import PAUSE_ENV, SearchError, run_search
+from tune_digits.tuning import SearchError, run_search
 from tune_digits.tuning.racer import configurations
 
 
@@ -420,24 +419,14 @@ HELD = 4  # trials that one fake GPU holds at 0.25 each
 
 
 @pytest.fixture(scope="class")
-def fake_gpu_ray(ray_tmpdir, faults, tmp_path_factory):
-    """A Ray with 4 logical CPUs and 1 fake GPU whose trials wait after epoch 1 until HELD of them are there
-    (the pause hook): that they overlap is then a fact of the schedule, not of how fast this machine starts
-    worker processes. The marker folder: pause-<i> per trial held, `release` to let them go."""
+def fake_gpu_ray(ray_tmpdir, faults):
+    """A Ray with 4 logical CPUs and 1 fake GPU; the trials it runs reach the pause hook (Faults.hold), so a test
+    can make them wait after epoch 1 until HELD of them are there: that they overlap is then a fact of the
+    schedule, not of how fast this machine starts worker processes."""
     faults.allow(0)
-    marker = tmp_path_factory.mktemp("gpu-share")
     # Trials ask for 0.5 CPU each, so only the GPU share limits them.
-    with local_ray_session(4, 1, {**faults.env(), PAUSE_ENV: f"epoch=1,times={HELD},marker={marker}"}):
-        yield marker
-
-
-def _release_when_held(marker, seen: list) -> None:
-    """Let the held trials go once HELD of them wait at once (or after 4 minutes, when fewer ever can)."""
-    deadline = time.monotonic() + 240
-    while len(list(marker.glob("pause-*"))) < HELD and time.monotonic() < deadline:
-        time.sleep(0.05)
-    seen.append(len(list(marker.glob("pause-*"))))
-    (marker / "release").touch()
+    with local_ray_session(4, 1, faults.env()):
+        yield faults
 
 
 class TestFractionalGpu:
@@ -447,10 +436,14 @@ class TestFractionalGpu:
         plan = make_plan(tmp_path, overrides={**LINEAR_TWO, "nodes": [16]}, reps=5, cpus_per_trial=0.5,
                          gpus_per_trial=0.25)
         said, held = [], []
-        releaser = threading.Thread(target=_release_when_held, args=(fake_gpu_ray, held), daemon=True)
+        fake_gpu_ray.hold(HELD)
+        releaser = threading.Thread(target=lambda: held.append(fake_gpu_ray.release_when_held()), daemon=True)
         releaser.start()
-        outcome = run_search(plan, progress=False, echo=said.append)
-        releaser.join(5)
+        try:
+            outcome = run_search(plan, progress=False, echo=said.append)
+        finally:
+            releaser.join(5)
+            fake_gpu_ray.hold(0)
         assert said == [] and outcome.finished == 5  # a GPU was there: no fallback
         assert held == [HELD]  # four trials were on the GPU at once
         rows = trial_rows(plan.experiment_dir)

@@ -48,20 +48,26 @@ def tta_views(x: torch.Tensor) -> list[torch.Tensor]:
     """The views of (..., 2, 14, 14) pairs that `tta` averages: each digit moved by TEST_SHIFTS whole pixels (rows,
     columns) in its own frame, the uncovered edge the background's value. Deterministic, and plain tensor ops
     (the vectorized engine maps it over its replicas)."""
-    return [_moved(_moved(x, dr, -2), dc, -1) for dr, dc in TEST_SHIFTS]
+    background = x.amin()
+    return [_moved(_moved(x, dr, -2, background), dc, -1, background) for dr, dc in TEST_SHIFTS]
 
 
-def _moved(x: torch.Tensor, step: int, dim: int) -> torch.Tensor:
-    """x moved `step` (-1, 0 or 1) pixels along `dim`, the edge it uncovers the background's (its smallest) value."""
+def _moved(x: torch.Tensor, step: int, dim: int, background: torch.Tensor) -> torch.Tensor:
+    """x moved `step` (-1, 0 or 1) pixels along `dim`, the edge it uncovers `background`."""
     if not step:
         return x
-    edge = x.amin().expand_as(x.narrow(dim, 0, 1))
+    edge = background.expand_as(x.narrow(dim, 0, 1))
     n = x.shape[dim]
     return torch.cat([x.narrow(dim, 1, n - 1), edge] if step < 0 else [edge, x.narrow(dim, 0, n - 1)], dim)
 
 
 # Simard et al. (2003) smooth uniform noise with a Gaussian of σ = 4 pixels on 28 × 28 digits: 2 pixels on these.
 ELASTIC_SIGMA = 2.0
+_RADIUS = math.ceil(3 * ELASTIC_SIGMA)
+_TAPS = torch.exp(-torch.arange(-_RADIUS, _RADIUS + 1, dtype=torch.float32) ** 2 / (2 * ELASTIC_SIGMA ** 2))
+_KERNEL = _TAPS / _TAPS.sum()  # one axis of the separable Gaussian, unit sum
+# White noise of variance 1/3 through the unit-sum 2-D kernel k ⊗ k keeps variance (1/3) (Σ k²)² per field axis.
+_SPREAD = math.sqrt(_KERNEL.pow(2).sum().item() ** 2 / 3)
 
 
 def elastic_field(n: int, rms: float, generator: torch.Generator) -> torch.Tensor:
@@ -69,15 +75,9 @@ def elastic_field(n: int, rms: float, generator: torch.Generator) -> torch.Tenso
     smoothed by a Gaussian of ELASTIC_SIGMA pixels and scaled so that away from the borders each axis moves by
     `rms` pixels root-mean-square (Simard et al.'s elastic distortion, its α given as the displacement it makes)."""
     noise = torch.rand(n * 2, 1, 14, 14, generator=generator) * 2 - 1
-    radius = math.ceil(3 * ELASTIC_SIGMA)
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-taps ** 2 / (2 * ELASTIC_SIGMA ** 2))
-    kernel = kernel / kernel.sum()
-    smooth = F.conv2d(noise, kernel.view(1, 1, 1, -1), padding=(0, radius))
-    smooth = F.conv2d(smooth, kernel.view(1, 1, -1, 1), padding=(radius, 0))
-    # White noise of variance 1/3 through a unit-sum kernel k keeps variance (1/3) Σ k² per axis of the field.
-    spread = math.sqrt(kernel.pow(2).sum().item() ** 2 / 3)
-    return (smooth * (rms / spread * 2 / 14)).reshape(n, 2, 14, 14).permute(0, 2, 3, 1)
+    smooth = F.conv2d(noise, _KERNEL.view(1, 1, 1, -1), padding=(0, _RADIUS))
+    smooth = F.conv2d(smooth, _KERNEL.view(1, 1, -1, 1), padding=(_RADIUS, 0))
+    return (smooth * (rms / _SPREAD * 2 / 14)).reshape(n, 2, 14, 14).permute(0, 2, 3, 1)
 
 
 def repair(x: torch.Tensor, c: torch.Tensor, generator: torch.Generator):
