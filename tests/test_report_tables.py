@@ -140,7 +140,7 @@ def test_weight_sharing_study_is_ranked_with_p_values(tmp_path: Path) -> None:
 
 def test_paper_tables_are_registered_in_order() -> None:
     assert table_names() == ["findings", "table2_best", "table3_linear_dropout", "table4_lenet_aux", "table5_setups",
-                             "table6_honest", "table1_ranking", "race_rounds", "provenance"]
+                             "table6_honest", "ablation", "table1_ranking", "race_rounds", "provenance"]
     with pytest.raises(ValueError, match="'table2_best' is already registered"):
         register_table("table2_best")(lambda analyses: None)
 
@@ -171,7 +171,7 @@ def test_a_registered_table_is_reported_and_unregistering_removes_it(outputs: Pa
         unregister_table("configs_per_experiment")
         unregister_table("never_built")
     assert table_names() == ["findings", "table2_best", "table3_linear_dropout", "table4_lenet_aux", "table5_setups",
-                             "table6_honest", "table1_ranking", "race_rounds", "provenance"]
+                             "table6_honest", "ablation", "table1_ranking", "race_rounds", "provenance"]
     tables, notes = build_tables(analyses_of(outputs))
     assert [t.name for t in tables] == ["findings", "table2_best", "table1_resnet_screen", "provenance"] and not notes
 

@@ -191,10 +191,11 @@ def _status(n_complete: int, n_partial: int, lo: Any, hi: Any, statuses: Any, ep
 
 
 def choose_best(analyses: Sequence[Analysis]) -> Analysis:
-    """The experiment whose best configuration stands for a search space: a `final` stage if any (the latest
-    started), else a `screen`, else the latest experiment."""
-    def started(a: Analysis) -> str:
-        return f"{a.exp.meta.get('started') or ''}|{a.exp.name}"
+    """The experiment whose best configuration stands for a search space: a `final` stage if any (the one named
+    `final`, else the latest started), else a `screen`, else the latest experiment. A final run under another
+    --name is a variant of the one named `final` (an ablation arm: report/variants.py), not its replacement."""
+    def started(a: Analysis) -> tuple[bool, str]:
+        return a.exp.name == a.exp.stage, f"{a.exp.meta.get('started') or ''}|{a.exp.name}"
     for stage in ("final", "screen"):
         of_stage = [a for a in analyses if a.exp.stage == stage]
         if of_stage:

@@ -1,14 +1,15 @@
 """The findings: the study's questions answered with their uncertainty, the report's first table.
 
-Three families of questions, each corrected for multiple comparisons on its own (Holm):
+Four families of questions, each corrected for multiple comparisons on its own (Holm):
 - per ranked experiment (a Table I), each option's effect: each other value of the option against the best
   configuration's value, the other options held at the best configuration's values;
 - the networks: each of the paper's networks (its best configuration, in the stage that stands for it) against
   the best network;
-- the studies: each study against the result set it builds on (`STUDY_BASES`, and authors_<net> against <net>).
-Each answer: Δ of mean test comparison error (the honest epoch) with its 95 % Welch CI, the Welch t-test's p,
-the family's Holm-adjusted p, a verdict, the seeds per arm an effect of this size needs at power 0.8, and where
-the paper states a conclusion, whether our data support it."""
+- the studies: each study against the result set it builds on (`STUDY_BASES`, and authors_<net> against <net>);
+- per final with variants (its winner's ablation, variants.py), each variant against it, paired by seed.
+Each answer: Δ of mean test comparison error (the honest epoch) with its 95 % Welch CI, the Welch t-test's p
+(a variant: the paired t's), the family's Holm-adjusted p, a verdict, the seeds per arm an effect of this size
+needs at power 0.8, and where the paper states a conclusion, whether our data support it."""
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ from .inference import ALPHA, POWER, cohen_d, holm, seeds_needed, verdict
 from .load import value_order
 from .stats import welch
 from .table import Column, Table
+from .variants import Variant, comparison, find_variants
 
 # A study's result set → the one it builds on and is asked to beat (the levers study builds on best; best on ResNet).
 STUDY_BASES = {"best": paper.BEST_ARCH, "levers": "best"}
@@ -41,14 +43,16 @@ def findings_table(analyses: Sequence[Analysis]) -> Table | None:
             rows += _corrected(_option_rows(a))
     rows += _corrected(_network_rows(analyses))
     rows += _corrected(_study_rows(analyses))
+    rows += variant_rows(analyses)
     if not rows:
         return None
     data = pd.DataFrame(rows)[COLUMNS]
     rule = (f"Test comparison error (%, honest epoch) of two arms of repetitions: Δ = candidate − reference mean "
-            f"with its 95% Welch CI, Welch t-test p, p Holm-adjusted in its family (an experiment's options; the "
-            f"networks; the studies). Resolved: adjusted p < {ALPHA}; open: the seeds per arm an effect this size "
-            f"needs at power {POWER} (statsmodels). Options: each value against the best configuration's, the "
-            f"others at its values; shown: the closest value and the paper's choice. paper: its conclusion, tested.")
+            f"with its 95% Welch CI, Welch t-test p (a final's variants: paired by seed, paired t), p Holm-adjusted "
+            f"in its family (an experiment's options; the networks; the studies; a final's variants). Resolved: "
+            f"adjusted p < {ALPHA}; open: the seeds per arm an effect this size needs at power {POWER} "
+            f"(statsmodels). Options: each value against the best configuration's, the others at its values; "
+            f"shown: the closest value and the paper's choice. paper: its conclusion, tested.")
     return Table("findings", "Findings — the study's questions, with their uncertainty", rule, data, _display(),
                  optional=("n", "p", "paper"), shown=data["shown"].to_numpy(dtype=bool))
 
@@ -127,6 +131,22 @@ def _study_rows(analyses: Sequence[Analysis]) -> list[dict[str, Any]]:
                          "shown": study in STUDY_BASES, "_claim": None,
                          **_comparison(a.values(a.best, "honest"), b.values(b.best, "honest"))})
     return rows
+
+
+def variant_rows(analyses: Sequence[Analysis]) -> list[dict[str, Any]]:
+    """Each final's variants against it, paired by seed: one family per final (an ablation of its winner)."""
+    found = find_variants(analyses)
+    rows = []
+    for final in dict.fromkeys(v.final.exp.label for v in found):
+        rows += _corrected([_variant_row(v) for v in found if v.final.exp.label == final])
+    return rows
+
+
+def _variant_row(v: Variant) -> dict[str, Any]:
+    return {"family": f"ablation: {v.final.exp.label}", "kind": "variant", "experiment": v.analysis.exp.label,
+            "option": ", ".join(v.changes), "candidate": v.candidate, "reference": v.reference,
+            "question": v.question, "shown": True, "_claim": None, "final": v.final.exp.label,
+            "variant": v.analysis.exp.name, "changed": v.changed, **comparison(v)}
 
 
 def _corrected(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

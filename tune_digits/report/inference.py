@@ -36,26 +36,39 @@ def cohen_d(a: np.ndarray, b: np.ndarray) -> float:
     return abs(float(a.mean() - b.mean())) / math.sqrt(pooled) if pooled > 0 else math.nan
 
 
-def seeds_needed(effect_size: float, alpha: float = ALPHA, power: float = POWER) -> float:
+def cohen_dz(a: np.ndarray, b: np.ndarray) -> float:
+    """|mean(a − b)| over the std of the differences, on the pairs where both have a value (the paired design's
+    standardized effect); NaN with fewer than 2 pairs or no spread."""
+    d = (a - b)[~(np.isnan(a) | np.isnan(b))]
+    if d.size < 2 or not d.std(ddof=1) > 0:
+        return math.nan
+    return abs(float(d.mean())) / float(d.std(ddof=1))
+
+
+def seeds_needed(effect_size: float, alpha: float = ALPHA, power: float = POWER, paired: bool = False) -> float:
     """Repetitions per arm a two-sided two-sample t-test needs to detect a standardized effect `effect_size`
-    (Cohen's d) at `alpha` with `power` (statsmodels' TTestIndPower), rounded up; NaN when d is undefined or
-    zero (no effect seen: no size to plan for)."""
+    (Cohen's d) at `alpha` with `power` (statsmodels' TTestIndPower), rounded up; `paired`: the pairs a paired
+    t-test needs for Cohen's dz (TTestPower on the differences). NaN when the effect is undefined or zero (no
+    effect seen: no size to plan for)."""
     if effect_size is None or math.isnan(effect_size) or effect_size < 1e-6:  # below: the means' rounding noise
         return math.nan
     import statsmodels.tools.sm_exceptions  # noqa: F401 (its import adds an "always" filter: before ours)
-    from statsmodels.stats.power import NormalIndPower, TTestIndPower
+    from statsmodels.stats.power import NormalIndPower, TTestIndPower, TTestPower
 
-    analysis = TTestIndPower()
+    two = {} if paired else {"ratio": 1.0}  # a two-sample test's second arm is as large as the first
+    analysis = TTestPower() if paired else TTestIndPower()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the root finder may not converge at the extremes (handled below)
-        n = float(np.asarray(analysis.solve_power(effect_size=effect_size, alpha=alpha, power=power, ratio=1.0,
-                                                  alternative="two-sided")).item())
+        n = float(np.asarray(analysis.solve_power(effect_size=effect_size, alpha=alpha, power=power,
+                                                  alternative="two-sided", **two)).item())
         if math.isnan(n):  # a very large effect: the fewest seeds whose power is enough, counted up
             # (scipy's noncentral t gives NaN far in its tail, where the power is 1 to machine precision)
             n = next((float(k) for k in range(2, 101)
-                      if not analysis.power(effect_size, nobs1=k, alpha=alpha, ratio=1.0) < power), math.nan)
+                      if not analysis.power(effect_size, k, alpha, **two) < power), math.nan)
         if math.isnan(n):  # a tiny one, thousands of seeds: there the normal approximation is the t-test
-            n = float(NormalIndPower().solve_power(effect_size=effect_size, alpha=alpha, power=power, ratio=1.0))
+            # (n pairs with dz need what two arms of n need with d = dz·√2)
+            d = effect_size * math.sqrt(2.0) if paired else effect_size
+            n = float(NormalIndPower().solve_power(effect_size=d, alpha=alpha, power=power, ratio=1.0))
     return math.nan if math.isnan(n) else float(math.ceil(n))
 
 

@@ -1,4 +1,5 @@
-"""Statistics over repetitions: mean ± sample std, and Welch's comparison of two sets of repetitions."""
+"""Statistics over repetitions: mean ± sample std, Welch's comparison of two sets of repetitions, and the paired
+comparison of two sets run on the same seeds."""
 from __future__ import annotations
 
 import math
@@ -41,6 +42,22 @@ def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
     # warning about near-constant samples: 3 seeds often tie exactly on 350 test pairs.
     p = float(2 * stats.t.sf(abs(diff) / se, df))
     return diff, diff - half, diff + half, p
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
+    """mean(a − b) over the pairs where both have a value, its 95 % paired-t confidence interval, and the paired
+    t-test's two-sided p (what scipy's ttest_rel returns); NaN bounds with fewer than 2 pairs or no spread."""
+    from scipy import stats
+
+    d = (a - b)[~(np.isnan(a) | np.isnan(b))]
+    if d.size == 0:
+        return math.nan, math.nan, math.nan, math.nan
+    diff = float(d.mean())
+    se = float(d.std(ddof=1)) / math.sqrt(d.size) if d.size > 1 else 0.0
+    if se == 0:  # one pair, or every pair differs by the same amount: t is undefined
+        return diff, math.nan, math.nan, math.nan
+    half = float(stats.t.ppf(0.975, d.size - 1) * se)
+    return diff, diff - half, diff + half, float(2 * stats.t.sf(abs(diff) / se, d.size - 1))
 
 
 def grouped_mean_std(groups, metric: str):

@@ -7,13 +7,14 @@ from typing import Sequence
 from .. import paper
 from .ablation import PaperAblation, ablation_table, compare_table
 from .analysis import Analysis
-from .findings import findings_table
+from .findings import findings_table, variant_rows
 from .origin import origin_table
 from .race_rounds import race_table
 from .ranking import best_table, ranking_table
 from .honest import honest_tables
 from .setups import setups_table
 from .table import TABLES, NotBuilt, Table, register_table
+from .variants import variants_tables
 
 # The option names that switch the paper's ablations, in order of preference (see models/ and train.py).
 TABLE_III = PaperAblation("linear", ("dropout",), paper.TABLE_III, "table3_linear_dropout",
@@ -58,6 +59,12 @@ def honest_best(analyses: Sequence[Analysis]) -> list[Table] | None:
     """Table VI: the honest best (chosen without the test set) beside the paper and the cited results; what
     each lever gave."""
     return honest_tables(analyses)
+
+
+@register_table("ablation")
+def ablations(analyses: Sequence[Analysis]) -> list[Table]:
+    """After Table VI: each final's variants (an ablation of its winner), paired by seed with it."""
+    return variants_tables(variant_rows(analyses))
 
 
 @register_table("table1_ranking")
